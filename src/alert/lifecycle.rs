@@ -1,0 +1,253 @@
+//! Alert lifecycle (contract §3): state findings open while their condition holds and
+//! resolve when it stops; window findings open once per dedup period with `occurrences`.
+//!
+//! A state rule's rows are *candidates*: the rule says from when (`opened_at`) its
+//! condition holds given the identity's current state. A candidate is *due* at an
+//! evaluation whose *now* has reached that moment (passed it, for strict thresholds).
+//! Candidates change only when their identity is snapshotted again; due times are kept
+//! in a queue so identities that did not change still open on time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{Alert, Owner, Status, alert_id};
+use crate::engine::Finding;
+use crate::engine::rule::Rule;
+use crate::event::Micros;
+
+/// Entity key of a finding within one identity: rule index and key fields.
+type LocalKey = (usize, Vec<(String, String)>);
+
+/// One identity's fresh state-rule candidates from a snapshot.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub identity: String,
+    pub owner: Owner,
+    pub candidates: Vec<Finding>,
+}
+
+/// What the lifecycle keeps between evaluations.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    dedup_period: Micros,
+    candidates: HashMap<String, Vec<Finding>>,
+    owners: HashMap<String, Owner>,
+    open: HashMap<String, BTreeMap<LocalKey, Finding>>,
+    due: BTreeSet<(Micros, String, usize, Vec<(String, String)>)>,
+    /// Window findings: (rule, identity, key) → (opened_at of the last alert, suppressed since).
+    windows: HashMap<(usize, String, Vec<(String, String)>), (Micros, u64)>,
+}
+
+fn due_at(finding: &Finding) -> Micros {
+    finding.opened_at.saturating_add(i64::from(finding.strict))
+}
+
+impl Lifecycle {
+    /// A lifecycle suppressing window repeats within `dedup_period`.
+    pub fn new(dedup_period: Micros) -> Self {
+        Lifecycle {
+            dedup_period,
+            ..Default::default()
+        }
+    }
+
+    /// Open state alerts per rule index.
+    pub fn open_state_counts(&self, rules: usize) -> Vec<usize> {
+        let mut counts = vec![0; rules];
+        for (rule, _) in self.open.values().flat_map(|m| m.keys()) {
+            if let Some(c) = counts.get_mut(*rule) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    /// One evaluation at `now`: window findings of the window that closed, then (when
+    /// `run_state`) the state candidates of the identities snapshotted at this evaluation.
+    pub fn evaluate(
+        &mut self,
+        rules: &[Rule],
+        now: Micros,
+        mut window_findings: Vec<Finding>,
+        window_owners: &HashMap<String, Owner>,
+        snapshots: Vec<Snapshot>,
+        run_state: bool,
+    ) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        window_findings.sort_by(|a, b| {
+            (a.rule, &a.identity, &a.key, a.opened_at).cmp(&(
+                b.rule,
+                &b.identity,
+                &b.key,
+                b.opened_at,
+            ))
+        });
+        for finding in window_findings {
+            let key = (finding.rule, finding.identity.clone(), finding.key.clone());
+            let occurrences = match self.windows.get_mut(&key) {
+                Some((last, suppressed))
+                    if finding.opened_at < last.saturating_add(self.dedup_period) =>
+                {
+                    *suppressed += 1;
+                    continue;
+                }
+                Some((last, suppressed)) => {
+                    let n = *suppressed;
+                    *last = finding.opened_at;
+                    *suppressed = 0;
+                    n
+                }
+                None => {
+                    self.windows.insert(key, (finding.opened_at, 0));
+                    0
+                }
+            };
+            let owner = window_owners
+                .get(&finding.identity)
+                .cloned()
+                .unwrap_or_default();
+            let mut alert = make_alert(rules, &finding, Status::Open, now, owner);
+            alert.occurrences = Some(occurrences);
+            alerts.push(alert);
+        }
+        if !run_state {
+            return alerts;
+        }
+
+        let mut state = Vec::new();
+        for snapshot in snapshots {
+            self.apply_snapshot(rules, now, snapshot, &mut state);
+        }
+        while let Some(first) = self.due.first() {
+            if first.0 > now {
+                break;
+            }
+            let Some((at, identity, rule, key)) = self.due.pop_first() else {
+                break;
+            };
+            let current = self.candidates.get(&identity).and_then(|list| {
+                list.iter()
+                    .find(|f| f.rule == rule && f.key == key && due_at(f) == at)
+            });
+            let Some(finding) = current.cloned() else {
+                continue;
+            };
+            let open = self.open.entry(identity.clone()).or_default();
+            if open.contains_key(&(rule, key.clone())) {
+                continue;
+            }
+            let owner = self.owners.get(&identity).cloned().unwrap_or_default();
+            state.push(make_alert(rules, &finding, Status::Open, now, owner));
+            open.insert((rule, key), finding);
+        }
+        // Per rule and entity key; a resolved alert precedes the open one replacing it.
+        state.sort_by_cached_key(|a| {
+            (
+                rule_position(rules, &a.rule_id),
+                a.identity.clone(),
+                a.key.clone(),
+                a.status == Status::Open,
+            )
+        });
+        alerts.extend(state);
+        alerts
+    }
+
+    fn apply_snapshot(
+        &mut self,
+        rules: &[Rule],
+        now: Micros,
+        snapshot: Snapshot,
+        out: &mut Vec<Alert>,
+    ) {
+        let Snapshot {
+            identity,
+            owner,
+            candidates,
+        } = snapshot;
+        self.owners.insert(identity.clone(), owner.clone());
+        let open = self.open.entry(identity.clone()).or_default();
+        if let Some(old) = self.candidates.remove(&identity) {
+            for f in old {
+                if !open.contains_key(&(f.rule, f.key.clone())) {
+                    self.due
+                        .remove(&(due_at(&f), identity.clone(), f.rule, f.key.clone()));
+                }
+            }
+        }
+        open.retain(|(rule, key), opened| {
+            let holds = candidates.iter().any(|f| {
+                f.rule == *rule
+                    && &f.key == key
+                    && f.opened_at == opened.opened_at
+                    && due_at(f) <= now
+            });
+            if !holds {
+                out.push(make_alert(
+                    rules,
+                    opened,
+                    Status::Resolved,
+                    now,
+                    owner.clone(),
+                ));
+            }
+            holds
+        });
+        for finding in &candidates {
+            let local = (finding.rule, finding.key.clone());
+            if open.contains_key(&local) {
+                continue;
+            }
+            if due_at(finding) <= now {
+                out.push(make_alert(rules, finding, Status::Open, now, owner.clone()));
+                open.insert(local, finding.clone());
+            } else {
+                self.due.insert((
+                    due_at(finding),
+                    identity.clone(),
+                    finding.rule,
+                    finding.key.clone(),
+                ));
+            }
+        }
+        if open.is_empty() {
+            self.open.remove(&identity);
+        }
+        if candidates.is_empty() {
+            self.candidates.remove(&identity);
+        } else {
+            self.candidates.insert(identity, candidates);
+        }
+    }
+}
+
+fn rule_position(rules: &[Rule], id: &str) -> usize {
+    rules.iter().position(|r| r.id == id).unwrap_or(usize::MAX)
+}
+
+fn make_alert(
+    rules: &[Rule],
+    finding: &Finding,
+    status: Status,
+    now: Micros,
+    owner: Owner,
+) -> Alert {
+    let rule = &rules[finding.rule];
+    Alert {
+        alert_id: alert_id(&rule.id, &finding.identity, &finding.key, finding.opened_at),
+        rule_id: rule.id.clone(),
+        rule: rule.name.clone(),
+        status,
+        severity: rule.severity,
+        identity: finding.identity.clone(),
+        key: finding.key.clone(),
+        opened_at: finding.opened_at,
+        detected_at: now,
+        window: finding.window,
+        occurrences: None,
+        summary: finding.summary.clone(),
+        evidence: finding.evidence.clone(),
+        owner,
+        frameworks: rule.frameworks.clone(),
+        remediation: rule.remediation.clone(),
+    }
+}

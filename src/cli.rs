@@ -1,0 +1,342 @@
+//! The command line (contract §5). `anyhow` lives here only; library code has typed errors.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::alert::format::AlertFormat;
+use crate::config::{Config, LogFormat};
+use crate::engine::Engine;
+use crate::engine::rule::{Rule, load_rules};
+use crate::event::time::parse_rfc3339;
+use crate::generate::{GenerateOptions, generate};
+use crate::pipeline::{Options, Pipeline};
+use crate::replay::{Sinks, input_files, replay};
+
+/// Streaming detection of non-human identity drift.
+#[derive(Debug, Parser)]
+#[command(name = "nhi-drift", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML), applied over the embedded defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Load rules from this directory instead of the bundled ones.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run recorded .jsonl fixtures (files or directories) through the pipeline.
+    Replay {
+        /// Files or directories of .jsonl events, read in order.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Final evaluation time (RFC 3339); default: the last event time.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// Alert format.
+        #[arg(long, value_enum)]
+        alert_format: Option<AlertFormat>,
+        /// Write alerts here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Write rejected records here as JSON lines.
+        #[arg(long, value_name = "FILE")]
+        dead_letter: Option<PathBuf>,
+    },
+    /// List, check or test the rules.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// Write a deterministic synthetic event stream (JSON lines).
+    Generate {
+        /// Number of identities.
+        #[arg(long, default_value_t = 100)]
+        identities: u32,
+        /// Number of days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First day (RFC 3339); default 2026-01-01T00:00:00Z.
+        #[arg(long, value_name = "TIME")]
+        start: Option<String>,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `rules` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RulesAction {
+    /// List the rules with their metadata.
+    List,
+    /// Parse and plan every query against the table schemas.
+    Check,
+    /// Run every rule's fixtures.
+    Test {
+        /// Fixture root.
+        #[arg(long, default_value = "tests/fixtures/rules")]
+        fixtures: PathBuf,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) is harmless; ignore it.
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    init_logging(&config);
+    let rules_dir = cli.rules.clone().or_else(|| config.rules_dir.clone());
+    let rules = load_rules(rules_dir.as_deref())?;
+    config.check_rule_params(&rules)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Replay {
+            paths,
+            as_of,
+            alert_format,
+            out,
+            dead_letter,
+        } => runtime.block_on(replay_command(
+            &config,
+            rules,
+            &paths,
+            as_of.as_deref(),
+            alert_format.unwrap_or(config.alerts.format),
+            out.as_deref(),
+            dead_letter.as_deref(),
+        )),
+        Command::Rules { action } => runtime.block_on(rules_command(&config, rules, action)),
+        Command::Generate {
+            identities,
+            days,
+            seed,
+            start,
+            out,
+        } => generate_command(identities, days, seed, start.as_deref(), out.as_deref()),
+    }
+}
+
+fn parse_time(text: &str, what: &str) -> Result<i64> {
+    parse_rfc3339(text).with_context(|| format!("{what} `{text}` is not an RFC 3339 timestamp"))
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(BufWriter::with_capacity(1 << 16, file))
+}
+
+async fn replay_command(
+    config: &Config,
+    rules: Vec<Rule>,
+    paths: &[PathBuf],
+    as_of: Option<&str>,
+    format: AlertFormat,
+    out: Option<&Path>,
+    dead_letter: Option<&Path>,
+) -> Result<ExitCode> {
+    let as_of = as_of.map(|t| parse_time(t, "--as-of")).transpose()?;
+    let files = input_files(paths)?;
+    if files.is_empty() {
+        bail!(
+            "no .jsonl files under {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut pipeline =
+        Pipeline::new(Options::from_config(config), rules, &config.rule_params).await?;
+    let stdout = std::io::stdout();
+    let mut alerts_out: Box<dyn Write> = match out {
+        Some(path) => Box::new(create(path)?),
+        None => Box::new(BufWriter::new(stdout.lock())),
+    };
+    let mut dead_out = dead_letter.map(create).transpose()?;
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let show_progress = std::io::stderr().is_terminal();
+    let mut sinks = Sinks {
+        format,
+        alerts: &mut alerts_out,
+        dead_letters: dead_out.as_mut().map(|w| w as &mut dyn Write),
+    };
+    let summary = replay(
+        &mut pipeline,
+        &files,
+        as_of,
+        config.input.max_event_bytes,
+        &mut sinks,
+        |stats, bytes| {
+            if show_progress && total_bytes > 0 {
+                eprint!(
+                    "\r  {:>5.1}%  {} records  {} alerts ",
+                    bytes as f64 * 100.0 / total_bytes as f64,
+                    stats.read,
+                    stats.alerts_total()
+                );
+            }
+        },
+    )
+    .await?;
+    if show_progress {
+        eprint!("\r{:60}\r", "");
+    }
+    drop(sinks);
+    alerts_out.flush()?;
+    eprint!("{}", summary.render(pipeline.rules()));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rules_command(config: &Config, rules: Vec<Rule>, action: RulesAction) -> Result<ExitCode> {
+    match action {
+        RulesAction::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<14} {:<30} {:<7} {:<9} {:<22} frameworks",
+                "id", "name", "kind", "severity", "key"
+            )?;
+            for rule in &rules {
+                let key = if rule.key.is_empty() {
+                    "identity".to_owned()
+                } else {
+                    format!("identity, {}", rule.key.join(" | "))
+                };
+                let params = config.rule_params.of_rule(&rule.name);
+                writeln!(
+                    out,
+                    "{:<14} {:<30} {:<7} {:<9} {:<22} {}",
+                    rule.id,
+                    rule.name,
+                    rule.kind.as_str(),
+                    rule.severity.as_str(),
+                    key,
+                    rule.frameworks.join(" ")
+                )?;
+                if !params.is_empty() {
+                    let list: Vec<String> =
+                        params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    writeln!(out, "{:<14} thresholds: {}", "", list.join(", "))?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesAction::Check => {
+            let count = rules.len();
+            Engine::new(rules, &config.rule_params).await?;
+            println!("{count} rules parsed and planned against the table schemas");
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesAction::Test { fixtures } => {
+            if !fixtures.is_dir() {
+                bail!("fixture directory {} not found", fixtures.display());
+            }
+            let outcomes = crate::fixtures::run_all(&fixtures, config, &rules).await;
+            let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
+            for outcome in &outcomes {
+                match &outcome.failure {
+                    None => println!("ok    {} {}", outcome.rule_id, outcome.case),
+                    Some(why) => println!(
+                        "FAIL  {} {}\n  {}",
+                        outcome.rule_id,
+                        outcome.case,
+                        why.replace('\n', "\n  ")
+                    ),
+                }
+            }
+            println!("{} passed, {} failed", outcomes.len() - failed, failed);
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn generate_command(
+    identities: u32,
+    days: u32,
+    seed: u64,
+    start: Option<&str>,
+    out: Option<&Path>,
+) -> Result<ExitCode> {
+    let start = match start {
+        Some(text) => parse_time(text, "--start")? / 1_000_000,
+        None => 1_767_225_600, // 2026-01-01T00:00:00Z
+    };
+    let options = GenerateOptions {
+        identities,
+        days,
+        seed,
+        start,
+    };
+    let summary = match out {
+        Some(path) => {
+            let mut writer = create(path)?;
+            let summary = generate(&options, &mut writer)?;
+            writer.flush()?;
+            summary
+        }
+        None => {
+            let mut writer = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let summary = generate(&options, &mut writer)?;
+            writer.flush()?;
+            summary
+        }
+    };
+    eprintln!(
+        "generated {} events for {} identities over {} days (seed {seed})",
+        summary.events, summary.identities, days
+    );
+    let seeded: Vec<String> = summary
+        .violations
+        .iter()
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect();
+    eprintln!("seeded violations (identities): {}", seeded.join(" "));
+    Ok(ExitCode::SUCCESS)
+}

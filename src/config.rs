@@ -1,0 +1,246 @@
+//! Configuration (contract §5): embedded `config/default.toml`, then `--config FILE`,
+//! then `NHI_DRIFT_<SECTION>__<KEY>` environment variables. Unknown keys are errors that
+//! name the key; rule thresholds live under `rules.<rule name>.<param>`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::alert::format::AlertFormat;
+use crate::engine::rule::{ParamValue, Rule, RuleParams};
+use crate::event::Micros;
+use crate::event::time::parse_duration;
+
+/// The embedded defaults.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A configuration problem; the message names the key or file.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {0}")]
+pub struct ConfigError(pub String);
+
+/// A duration written `90d`, `24h`, `5m`, `30s` or `250ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub Micros);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map(Duration).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration (use e.g. 90d, 24h, 5m, 30s, 250ms)"
+            ))
+        })
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub topics: Topics,
+    pub http: HttpConfig,
+    pub checkpoint: CheckpointConfig,
+    pub time: TimeConfig,
+    pub input: InputConfig,
+    pub alerts: AlertsConfig,
+    pub log: LogConfig,
+    #[serde(rename = "rules")]
+    rules_raw: BTreeMap<String, config::Value>,
+    /// Parsed `rules.*` thresholds.
+    #[serde(skip)]
+    pub rule_params: RuleParams,
+    /// `rules.dir`: load rules from here instead of the bundled ones.
+    #[serde(skip)]
+    pub rules_dir: Option<PathBuf>,
+}
+
+/// Kafka connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, or `embedded` for the in-process broker.
+    pub brokers: String,
+    /// Consumer group id.
+    pub group_id: String,
+}
+
+/// Topic names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topics {
+    pub identity: String,
+    pub credential: String,
+    pub toolcall: String,
+    pub alerts: String,
+    pub deadletter: String,
+}
+
+/// HTTP endpoint for metrics and health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: String,
+}
+
+/// Checkpoints of state and offsets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Directory for checkpoint files.
+    pub dir: PathBuf,
+    /// Wall-clock interval between checkpoints.
+    pub interval: Duration,
+}
+
+/// Event-time settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeConfig {
+    /// Tumbling window size.
+    pub window: Duration,
+    /// Watermark lag behind the largest event time.
+    pub allowed_lateness: Duration,
+}
+
+/// Input limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Largest accepted record in bytes.
+    pub max_event_bytes: usize,
+}
+
+/// Alert output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// `json` or `ocsf`.
+    pub format: AlertFormat,
+    /// Window-rule repeat suppression period (event time).
+    pub dedup_period: Duration,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// Default level filter (`RUST_LOG` overrides).
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!("{}: no such file", path.display())));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("NHI_DRIFT_"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("NHI_DRIFT")
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(env)),
+        );
+        let merged = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+        let mut cfg: Config = merged
+            .try_deserialize()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        cfg.parse_rules_section()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn parse_rules_section(&mut self) -> Result<(), ConfigError> {
+        for (name, value) in std::mem::take(&mut self.rules_raw) {
+            if name == "dir" {
+                let dir = value
+                    .into_string()
+                    .map_err(|_| ConfigError("`rules.dir` must be a string".into()))?;
+                self.rules_dir = Some(PathBuf::from(dir));
+                continue;
+            }
+            let table = value.into_table().map_err(|_| {
+                ConfigError(format!(
+                    "`rules.{name}` must be a table of thresholds, e.g. [rules.{name}]"
+                ))
+            })?;
+            for (param, value) in table {
+                let parsed = ParamValue::from_config(&value).ok_or_else(|| {
+                    ConfigError(format!(
+                        "`rules.{name}.{param}` must be a duration string or an integer"
+                    ))
+                })?;
+                self.rule_params.insert(&name, &param, parsed);
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.time.window.0 <= 0 {
+            return Err(ConfigError("`time.window` must be positive".into()));
+        }
+        if self.input.max_event_bytes == 0 {
+            return Err(ConfigError(
+                "`input.max_event_bytes` must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks every `rules.<name>.<param>` against the loaded rules: a threshold no rule
+    /// uses is a typo and is named.
+    pub fn check_rule_params(&self, rules: &[Rule]) -> Result<(), ConfigError> {
+        for (rule_name, param) in self.rule_params.keys() {
+            let Some(rule) = rules.iter().find(|r| r.name == rule_name) else {
+                return Err(ConfigError(format!(
+                    "unknown key `rules.{rule_name}`: no rule is named `{rule_name}`"
+                )));
+            };
+            if !rule.params().contains(param) {
+                return Err(ConfigError(format!(
+                    "unknown key `rules.{rule_name}.{param}`: {} uses {}",
+                    rule.id,
+                    if rule.params().is_empty() {
+                        "no thresholds".to_owned()
+                    } else {
+                        rule.params().into_iter().collect::<Vec<_>>().join(", ")
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,315 @@
+//! Applying one event to the inventory (contract §1.2–§1.4 and §2.1).
+
+use std::collections::BTreeSet;
+
+use super::{Assignment, CredentialState, Grant, IdentityState, Inventory};
+use crate::event::{Body, CredentialKind, Event, Micros};
+
+impl Inventory {
+    /// Applies one accepted event at its own time and marks what it changed dirty.
+    pub fn apply(&mut self, event: &Event) {
+        let t = event.time;
+        match &event.body {
+            Body::PrincipalDeparted { principal } => {
+                self.departed.entry(principal.clone()).or_insert(t);
+                let affected: Vec<String> = self
+                    .by_principal
+                    .get(principal)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default();
+                affected.iter().for_each(|i| self.mark(i));
+                return;
+            }
+            Body::VendorOffboarded { vendor } => {
+                self.vendors_offboarded.entry(vendor.clone()).or_insert(t);
+                let affected: Vec<String> = self
+                    .by_vendor
+                    .get(vendor)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default();
+                affected.iter().for_each(|i| self.mark(i));
+                return;
+            }
+            _ => {}
+        }
+        // Every other type names an identity (enforced by the decoder).
+        let Some(name) = event.identity.as_deref() else {
+            return;
+        };
+        self.ensure_identity(name, t);
+        self.mark(name);
+        match &event.body {
+            Body::Registered {
+                kind,
+                tier,
+                vendors,
+                ..
+            } => {
+                let identity = self.identity_mut(name, t);
+                identity.kind = *kind;
+                identity.tier = *tier;
+                for vendor in vendors {
+                    self.link_vendor(name, vendor, t);
+                }
+            }
+            Body::OwnerAssigned {
+                business_owner,
+                technical_custodian,
+            } => {
+                for principal in [business_owner, technical_custodian].into_iter().flatten() {
+                    self.by_principal
+                        .entry(principal.clone())
+                        .or_default()
+                        .insert(name.to_owned());
+                }
+                let identity = self.identity_mut(name, t);
+                assign(&mut identity.business_owner, business_owner.as_ref(), t);
+                assign(
+                    &mut identity.technical_custodian,
+                    technical_custodian.as_ref(),
+                    t,
+                );
+            }
+            Body::Approved { scopes, tools, .. } => {
+                let identity = self.identity_mut(name, t);
+                identity.approved_at = Some(t);
+                identity.certified_at = Some(t);
+                identity.baseline_tools = tools.as_ref().map(|t| t.iter().cloned().collect());
+                set_baseline(identity, scopes, t);
+            }
+            Body::Recertified { scopes, .. } => {
+                let identity = self.identity_mut(name, t);
+                identity.certified_at = Some(t);
+                if let Some(scopes) = scopes {
+                    set_baseline(identity, scopes, t);
+                }
+            }
+            Body::ScopeGranted { scope } => {
+                let identity = self.identity_mut(name, t);
+                if !identity.grants.contains_key(scope) {
+                    let outside_since = (!identity.in_baseline(scope)).then_some(t);
+                    identity.grants.insert(
+                        scope.clone(),
+                        Grant {
+                            granted_at: t,
+                            outside_since,
+                        },
+                    );
+                }
+            }
+            Body::ScopeRevoked { scope } => {
+                let identity = self.identity_mut(name, t);
+                if let Some(grant) = identity.grants.remove(scope) {
+                    identity.ended_grants.push((grant.granted_at, t));
+                }
+            }
+            Body::VendorLinked { vendor } => self.link_vendor(name, vendor, t),
+            Body::Offboarded { .. } => {
+                let identity = self.identity_mut(name, t);
+                identity.offboarded_at.get_or_insert(t);
+            }
+            Body::CredentialIssued {
+                credential,
+                kind,
+                expires,
+                scopes,
+                task,
+            } => {
+                let state = CredentialState {
+                    identity: name.to_owned(),
+                    kind: *kind,
+                    issued_at: t,
+                    rotated_at: None,
+                    expires: *expires,
+                    revoked_at: None,
+                    retired_at: None,
+                    task: task.clone(),
+                    last_used: None,
+                    scopes: scopes.clone(),
+                };
+                self.insert_credential(credential, state);
+            }
+            Body::CredentialRotated {
+                credential,
+                new_credential,
+                expires,
+            } => {
+                self.ensure_credential(credential, name, t);
+                match new_credential {
+                    Some(new_id) => {
+                        let Some(old) = self.credentials.get_mut(credential) else {
+                            return;
+                        };
+                        old.retired_at.get_or_insert(t);
+                        let state = CredentialState {
+                            identity: old.identity.clone(),
+                            kind: old.kind,
+                            issued_at: t,
+                            rotated_at: None,
+                            expires: *expires,
+                            revoked_at: None,
+                            retired_at: None,
+                            task: old.task.clone(),
+                            last_used: None,
+                            scopes: old.scopes.clone(),
+                        };
+                        let owner = state.identity.clone();
+                        self.mark(&owner);
+                        self.insert_credential(new_id, state);
+                    }
+                    None => {
+                        let Some(cred) = self.credentials.get_mut(credential) else {
+                            return;
+                        };
+                        cred.rotated_at = Some(t);
+                        if expires.is_some() {
+                            cred.expires = *expires;
+                        }
+                        let (owner, expiry) = (cred.identity.clone(), cred.expires);
+                        self.mark(&owner);
+                        if let Some(at) = expiry {
+                            self.schedule_expiry(at, &owner);
+                        }
+                        // A rotation may revive a credential pruned from the list as expired.
+                        self.list_credential(&owner, credential, t);
+                    }
+                }
+            }
+            Body::CredentialRevoked { credential } => {
+                self.ensure_credential(credential, name, t);
+                if let Some(cred) = self.credentials.get_mut(credential) {
+                    cred.revoked_at.get_or_insert(t);
+                    let owner = cred.identity.clone();
+                    self.mark(&owner);
+                }
+            }
+            Body::CredentialUsed(used) => {
+                self.record_use(name, &used.credential, t);
+            }
+            Body::ToolCalled(call) => {
+                if let Some(credential) = &call.credential {
+                    self.record_use(name, credential, t);
+                } else {
+                    let identity = self.identity_mut(name, t);
+                    identity.last_activity = max_time(identity.last_activity, t);
+                }
+                let identity = self.identity_mut(name, t);
+                for scope in &call.scopes {
+                    let last = identity.last_exercised.entry(scope.clone()).or_insert(t);
+                    *last = (*last).max(t);
+                }
+            }
+            Body::TaskCompleted { task } => {
+                self.tasks_completed
+                    .entry((name.to_owned(), task.clone()))
+                    .or_insert(t);
+            }
+            Body::PrincipalDeparted { .. } | Body::VendorOffboarded { .. } => {}
+        }
+    }
+
+    fn ensure_identity(&mut self, name: &str, t: Micros) {
+        if !self.identities.contains_key(name) {
+            self.identities
+                .insert(name.to_owned(), IdentityState::new(t));
+        }
+    }
+
+    fn identity_mut(&mut self, name: &str, t: Micros) -> &mut IdentityState {
+        self.identities
+            .entry(name.to_owned())
+            .or_insert_with(|| IdentityState::new(t))
+    }
+
+    fn link_vendor(&mut self, identity: &str, vendor: &str, t: Micros) {
+        self.by_vendor
+            .entry(vendor.to_owned())
+            .or_default()
+            .insert(identity.to_owned());
+        self.identity_mut(identity, t)
+            .vendors
+            .entry(vendor.to_owned())
+            .or_insert(t);
+    }
+
+    fn insert_credential(&mut self, id: &str, state: CredentialState) {
+        let owner = state.identity.clone();
+        if let Some(at) = state.expires {
+            self.schedule_expiry(at, &owner);
+        }
+        let t = state.issued_at;
+        self.credentials.insert(id.to_owned(), state);
+        self.list_credential(&owner, id, t);
+    }
+
+    fn list_credential(&mut self, owner: &str, id: &str, t: Micros) {
+        let identity = self.identity_mut(owner, t);
+        if !identity.credentials.iter().any(|c| c == id) {
+            identity.credentials.push(id.to_owned());
+        }
+    }
+
+    /// A credential first seen in a use, rotation, revocation or tool call exists
+    /// implicitly from then, kind `unknown`, owned by the identity that named it.
+    fn ensure_credential(&mut self, id: &str, identity: &str, t: Micros) {
+        if self.credentials.contains_key(id) {
+            return;
+        }
+        self.insert_credential(
+            id,
+            CredentialState {
+                identity: identity.to_owned(),
+                kind: CredentialKind::Unknown,
+                issued_at: t,
+                rotated_at: None,
+                expires: None,
+                revoked_at: None,
+                retired_at: None,
+                task: None,
+                last_used: None,
+                scopes: Vec::new(),
+            },
+        );
+    }
+
+    fn record_use(&mut self, identity: &str, credential: &str, t: Micros) {
+        self.ensure_credential(credential, identity, t);
+        if let Some(cred) = self.credentials.get_mut(credential) {
+            cred.last_used = max_time(cred.last_used, t);
+            let owner = cred.identity.clone();
+            if owner != identity {
+                self.mark(&owner);
+            }
+        }
+        let state = self.identity_mut(identity, t);
+        state.last_activity = max_time(state.last_activity, t);
+    }
+}
+
+fn max_time(current: Option<Micros>, t: Micros) -> Option<Micros> {
+    Some(current.map_or(t, |c| c.max(t)))
+}
+
+fn assign(slot: &mut Option<Assignment>, principal: Option<&String>, t: Micros) {
+    let Some(principal) = principal else { return };
+    if slot.as_ref().is_some_and(|a| &a.principal == principal) {
+        return;
+    }
+    *slot = Some(Assignment {
+        principal: principal.clone(),
+        since: t,
+    });
+}
+
+/// Replaces the approved scopes and records when each grant left or re-entered them.
+fn set_baseline(identity: &mut IdentityState, scopes: &[String], t: Micros) {
+    let baseline: BTreeSet<String> = scopes.iter().cloned().collect();
+    for (scope, grant) in identity.grants.iter_mut() {
+        if baseline.contains(scope) {
+            grant.outside_since = None;
+        } else if grant.outside_since.is_none() {
+            grant.outside_since = Some(t);
+        }
+    }
+    identity.baseline_scopes = Some(baseline);
+}

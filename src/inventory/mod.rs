@@ -1,0 +1,221 @@
+//! Inventory state (contract §2.1): identities, credentials, grants, baselines, owners,
+//! vendors, departed principals, offboarded vendors and completed tasks.
+//!
+//! Events are applied in event-time order; each application marks the identities whose
+//! rule inputs changed as *dirty*, so an evaluation snapshots only those (see
+//! [`snapshot`]). Credential expiry changes state without an event, so expiries are
+//! scheduled and make their identity dirty at the first evaluation at or after them.
+
+mod apply;
+pub mod enrich;
+pub mod snapshot;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
+use crate::event::{CredentialKind, IdentityKind, Micros, Tier};
+
+/// An owner role held by a principal since a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub principal: String,
+    pub since: Micros,
+}
+
+/// A scope granted on the target platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub granted_at: Micros,
+    /// When the scope last became outside the approved baseline; `None` while inside.
+    pub outside_since: Option<Micros>,
+}
+
+/// Everything known about one identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityState {
+    pub kind: Option<IdentityKind>,
+    pub tier: Tier,
+    pub registered_at: Micros,
+    pub business_owner: Option<Assignment>,
+    pub technical_custodian: Option<Assignment>,
+    pub approved_at: Option<Micros>,
+    pub certified_at: Option<Micros>,
+    /// Approved scopes; `None` when the identity has no baseline.
+    pub baseline_scopes: Option<BTreeSet<String>>,
+    /// Approved tools; `None` when tools are unchecked.
+    pub baseline_tools: Option<BTreeSet<String>>,
+    pub offboarded_at: Option<Micros>,
+    pub last_activity: Option<Micros>,
+    /// Credentials owned, minus long-ended ones (pruned once they cannot matter).
+    pub credentials: Vec<String>,
+    pub grants: BTreeMap<String, Grant>,
+    /// Spans of revoked grants that may still join the current holding period.
+    pub ended_grants: Vec<(Micros, Micros)>,
+    pub last_exercised: HashMap<String, Micros>,
+    /// Linked vendors and when.
+    pub vendors: BTreeMap<String, Micros>,
+}
+
+impl IdentityState {
+    fn new(registered_at: Micros) -> Self {
+        IdentityState {
+            kind: None,
+            tier: Tier::ToolExecuting,
+            registered_at,
+            business_owner: None,
+            technical_custodian: None,
+            approved_at: None,
+            certified_at: None,
+            baseline_scopes: None,
+            baseline_tools: None,
+            offboarded_at: None,
+            last_activity: None,
+            credentials: Vec::new(),
+            grants: BTreeMap::new(),
+            ended_grants: Vec::new(),
+            last_exercised: HashMap::new(),
+            vendors: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `scope` is inside the approved baseline (no baseline: nothing is).
+    pub fn in_baseline(&self, scope: &str) -> bool {
+        self.baseline_scopes
+            .as_ref()
+            .is_some_and(|s| s.contains(scope))
+    }
+}
+
+/// A credential's status at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialStatus {
+    Active,
+    Revoked,
+    Retired,
+    Expired,
+}
+
+impl CredentialStatus {
+    /// The value rules see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialStatus::Active => "active",
+            CredentialStatus::Revoked => "revoked",
+            CredentialStatus::Retired => "retired",
+            CredentialStatus::Expired => "expired",
+        }
+    }
+}
+
+/// Everything known about one credential.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialState {
+    /// The identity that owns it.
+    pub identity: String,
+    pub kind: CredentialKind,
+    pub issued_at: Micros,
+    pub rotated_at: Option<Micros>,
+    pub expires: Option<Micros>,
+    pub revoked_at: Option<Micros>,
+    /// Retired by a rotation with `new_credential`.
+    pub retired_at: Option<Micros>,
+    pub task: Option<String>,
+    pub last_used: Option<Micros>,
+    pub scopes: Vec<String>,
+}
+
+impl CredentialState {
+    /// Status at `now`.
+    pub fn status_at(&self, now: Micros) -> CredentialStatus {
+        if self.revoked_at.is_some_and(|t| t <= now) {
+            CredentialStatus::Revoked
+        } else if self.retired_at.is_some_and(|t| t <= now) {
+            CredentialStatus::Retired
+        } else if self.expires.is_some_and(|t| t <= now) {
+            CredentialStatus::Expired
+        } else {
+            CredentialStatus::Active
+        }
+    }
+
+    /// When it stops (or stopped) being active, if ever.
+    pub fn end(&self) -> Option<Micros> {
+        [self.revoked_at, self.retired_at, self.expires]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// The whole inventory.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub(crate) identities: HashMap<String, IdentityState>,
+    pub(crate) credentials: HashMap<String, CredentialState>,
+    pub(crate) departed: HashMap<String, Micros>,
+    pub(crate) vendors_offboarded: HashMap<String, Micros>,
+    /// Principal → identities it was ever assigned to (to re-check on departure).
+    pub(crate) by_principal: HashMap<String, BTreeSet<String>>,
+    /// Vendor → identities linked to it.
+    pub(crate) by_vendor: HashMap<String, BTreeSet<String>>,
+    /// (identity, task) → completion time.
+    pub(crate) tasks_completed: HashMap<(String, String), Micros>,
+    /// Scheduled credential expiries: (time, identity).
+    expiries: BinaryHeap<Reverse<(Micros, String)>>,
+    /// Identities to snapshot at the next evaluation, sorted for deterministic output.
+    dirty: BTreeSet<String>,
+}
+
+impl Inventory {
+    /// An empty inventory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of identities tracked.
+    pub fn identity_count(&self) -> usize {
+        self.identities.len()
+    }
+
+    /// Number of credentials tracked.
+    pub fn credential_count(&self) -> usize {
+        self.credentials.len()
+    }
+
+    /// One identity's state.
+    pub fn identity(&self, name: &str) -> Option<&IdentityState> {
+        self.identities.get(name)
+    }
+
+    /// One credential's state.
+    pub fn credential(&self, id: &str) -> Option<&CredentialState> {
+        self.credentials.get(id)
+    }
+
+    /// Takes the identities to snapshot at an evaluation at `now`: those changed by
+    /// events plus those with a credential expiry at or before `now`.
+    pub fn take_dirty(&mut self, now: Micros) -> BTreeSet<String> {
+        while let Some(Reverse((at, _))) = self.expiries.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, identity))) = self.expiries.pop() {
+                self.dirty.insert(identity);
+            }
+        }
+        std::mem::take(&mut self.dirty)
+    }
+
+    fn mark(&mut self, identity: &str) {
+        if !self.dirty.contains(identity) {
+            self.dirty.insert(identity.to_owned());
+        }
+    }
+
+    fn schedule_expiry(&mut self, at: Micros, identity: &str) {
+        self.expiries.push(Reverse((at, identity.to_owned())));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,33 @@
+//! nhi-drift: streaming detection of non-human identity drift.
+//!
+//! # Layout
+//! One module per stage of the pipeline, in the order events flow:
+//!
+//! - [`event`]: the event model of the contract, decoding and validation, dead letters.
+//! - [`clock`]: event time — watermark, tumbling windows, lateness.
+//! - [`inventory`]: per-identity state (credentials, grants, baselines, owners, vendors),
+//!   its snapshots as Arrow rows, and activity rows enriched with the state at event time.
+//! - [`engine`]: rules as data — `queries/*.sql` with a metadata header, planned once with
+//!   DataFusion over swappable Arrow tables, re-executed per evaluation batch.
+//! - [`alert`]: the alert lifecycle (open / resolve / dedup, deterministic ids) and the
+//!   JSON and OCSF formats.
+//! - [`pipeline`]: the shared pipeline tying the stages together; `replay` (and the Kafka
+//!   service) only add edges.
+//! - [`replay`]: the file source and sinks of `nhi-drift replay`.
+//! - [`fixtures`]: rule fixtures (`tests/fixtures/rules/<RULE-ID>/<case>/`) for
+//!   `rules test` and the test suite.
+//! - [`generate`]: the deterministic synthetic event stream of `nhi-drift generate`.
+//! - [`config`]: configuration loading.
+//! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
+
+pub mod alert;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod fixtures;
+pub mod generate;
+pub mod inventory;
+pub mod pipeline;
+pub mod replay;

@@ -1,0 +1,460 @@
+//! The shared pipeline: decode → dedup → event-time clock → inventory → rules → alert
+//! lifecycle. `replay` and `run` drive the same [`Pipeline`]; only their edges differ.
+//!
+//! Records are pushed synchronously. When the watermark closes windows, the events up to
+//! each window's end are applied in time order, the window's activity and the snapshots
+//! of changed identities are added to the current [`batch::Batch`], and [`Pipeline::flush`]
+//! later runs the rules once over the whole batch. Batching changes cost, not results.
+
+pub mod batch;
+pub mod stats;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::alert::lifecycle::{Lifecycle, Snapshot};
+use crate::alert::{Alert, Owner, Status};
+use crate::clock::Clock;
+use crate::engine::rule::{Rule, RuleError, RuleKind, RuleParams};
+use crate::engine::{Engine, EngineError, Finding};
+use crate::event::decode::Origin;
+use crate::event::{Body, DeadLetter, Decoder, Event, Micros};
+use crate::inventory::Inventory;
+use crate::inventory::enrich::WindowActivity;
+use batch::{Batch, Eval};
+pub use stats::Stats;
+
+/// Settings of the pipeline (from config).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub window: Micros,
+    pub allowed_lateness: Micros,
+    pub dedup_period: Micros,
+    pub max_event_bytes: usize,
+    /// Rows (snapshots and activity) after which a batch should be flushed.
+    pub batch_rows: usize,
+}
+
+impl Options {
+    /// Options from a loaded config.
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        Options {
+            window: cfg.time.window.0,
+            allowed_lateness: cfg.time.allowed_lateness.0,
+            dedup_period: cfg.alerts.dedup_period.0,
+            max_event_bytes: cfg.input.max_event_bytes,
+            batch_rows: 200_000,
+        }
+    }
+}
+
+/// Errors that stop the pipeline (bad input never does).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Event ids are hashed to 128 bits; the hash is already uniform, so no rehashing.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (v as u64) ^ ((v >> 64) as u64);
+    }
+}
+
+#[derive(Debug)]
+struct OpenWindow {
+    end: Micros,
+    events: u64,
+    activity: WindowActivity,
+    /// Identities active in the window (callers and credential owners), for owners.
+    identities: BTreeSet<String>,
+}
+
+/// The detection pipeline.
+pub struct Pipeline {
+    options: Options,
+    decoder: Decoder,
+    clock: Clock,
+    seen: HashSet<u128, BuildHasherDefault<IdHasher>>,
+    seq: u64,
+    pending: BTreeMap<(Micros, u64), Event>,
+    windows: BTreeMap<Micros, OpenWindow>,
+    inventory: Inventory,
+    engine: Engine,
+    lifecycle: Lifecycle,
+    batch: Batch,
+    last_eval: Option<Micros>,
+    stats: Stats,
+}
+
+impl Pipeline {
+    /// Plans the rules and builds an empty pipeline.
+    pub async fn new(
+        options: Options,
+        rules: Vec<Rule>,
+        params: &RuleParams,
+    ) -> Result<Pipeline, PipelineError> {
+        let engine = Engine::new(rules, params).await?;
+        Ok(Pipeline {
+            decoder: Decoder::new(options.max_event_bytes),
+            clock: Clock::new(options.window, options.allowed_lateness),
+            lifecycle: Lifecycle::new(options.dedup_period),
+            options,
+            seen: HashSet::default(),
+            seq: 0,
+            pending: BTreeMap::new(),
+            windows: BTreeMap::new(),
+            inventory: Inventory::new(),
+            engine,
+            batch: Batch::default(),
+            last_eval: None,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The rules, in evaluation order.
+    pub fn rules(&self) -> &[Rule] {
+        self.engine.rules()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The inventory (read-only).
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// The current watermark.
+    pub fn watermark(&self) -> Option<Micros> {
+        self.clock.watermark()
+    }
+
+    /// Largest accepted event time.
+    pub fn max_event_time(&self) -> Option<Micros> {
+        self.clock.max_time()
+    }
+
+    /// Decodes one record and pushes it; a rejected record comes back as a dead letter.
+    pub fn push_record(
+        &mut self,
+        bytes: &[u8],
+        origin: impl FnOnce() -> Origin,
+    ) -> Result<(), DeadLetter> {
+        self.stats.read += 1;
+        match self.decoder.decode(bytes) {
+            Ok(event) => {
+                self.push_event(event);
+                Ok(())
+            }
+            Err(reject) => {
+                *self.stats.rejected.entry(reject.reason).or_default() += 1;
+                Err(DeadLetter::new(reject, origin(), bytes))
+            }
+        }
+    }
+
+    /// Counts a record rejected before decoding (e.g. an oversized line read in part).
+    pub fn count_rejected(&mut self, reason: crate::event::Reason) {
+        self.stats.read += 1;
+        *self.stats.rejected.entry(reason).or_default() += 1;
+    }
+
+    /// Pushes one decoded event.
+    pub fn push_event(&mut self, event: Event) {
+        if !self.seen.insert(xxh3_128(event.id.as_bytes())) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        *self.stats.accepted.entry(event.event_type()).or_default() += 1;
+        let t = event.time;
+        if self.clock.is_late(t) {
+            // Late events are earlier than everything pending, so applying them now keeps
+            // the inventory in time order; they join no window.
+            self.stats.late += 1;
+            self.inventory.apply(&event);
+            return;
+        }
+        self.seq += 1;
+        let (start, end) = self.clock.window_of(t);
+        self.windows
+            .entry(start)
+            .or_insert_with(|| OpenWindow {
+                end,
+                events: 0,
+                activity: WindowActivity::default(),
+                identities: BTreeSet::new(),
+            })
+            .events += 1;
+        self.pending.insert((t, self.seq), event);
+        self.clock.observe(t);
+        self.close_ready_windows();
+    }
+
+    /// Whether enough work waits that [`Pipeline::flush`] should run now.
+    pub fn should_flush(&self) -> bool {
+        self.batch.rows >= self.options.batch_rows
+    }
+
+    /// Whether any evaluation waits for [`Pipeline::flush`].
+    pub fn has_pending_evaluations(&self) -> bool {
+        !self.batch.is_empty()
+    }
+
+    fn close_ready_windows(&mut self) {
+        let Some(watermark) = self.clock.watermark() else {
+            return;
+        };
+        while let Some((&start, window)) = self.windows.first_key_value() {
+            if window.end > watermark {
+                break;
+            }
+            let end = window.end;
+            self.apply_pending_until(end);
+            self.record_eval(end, Some(start), true);
+        }
+    }
+
+    /// Applies pending events with time ≤ `limit`, in (time, arrival) order.
+    fn apply_pending_until(&mut self, limit: Micros) {
+        while let Some(entry) = self.pending.first_entry() {
+            if entry.key().0 > limit {
+                break;
+            }
+            let ((t, seq), event) = entry.remove_entry();
+            self.inventory.apply(&event);
+            if !matches!(event.body, Body::CredentialUsed(_) | Body::ToolCalled(_)) {
+                continue;
+            }
+            let (start, end) = self.clock.window_of(t);
+            let Some(window) = self.windows.get_mut(&start) else {
+                continue;
+            };
+            self.inventory
+                .enrich(&event, seq, (start, end), &mut window.activity);
+            if let Some(identity) = &event.identity {
+                window.identities.insert(identity.clone());
+            }
+            let credential = match &event.body {
+                Body::CredentialUsed(u) => Some(&u.credential),
+                Body::ToolCalled(c) => c.credential.as_ref(),
+                _ => None,
+            };
+            if let Some(owner) = credential.and_then(|c| self.inventory.credential(c)) {
+                window.identities.insert(owner.identity.clone());
+            }
+        }
+    }
+
+    /// Records one evaluation at `now`: the window starting at `window` (removed from the
+    /// open windows) and, when `run_state`, snapshots of every changed identity.
+    fn record_eval(&mut self, now: Micros, window: Option<Micros>, run_state: bool) {
+        let mut eval = Eval {
+            now,
+            window: None,
+            run_state,
+            window_owners: HashMap::new(),
+            sids: 0..0,
+        };
+        if let Some(mut open) = window.and_then(|start| self.windows.remove(&start)) {
+            let start = window.unwrap_or_default();
+            eval.window = Some((start, open.end));
+            for identity in &open.identities {
+                eval.window_owners
+                    .insert(identity.clone(), owner_of(&self.inventory, identity));
+            }
+            if open.activity.rows > 0 {
+                self.batch.rows += open.activity.rows;
+                // Finishing builders that were filled by this module cannot mismatch the
+                // schema; an error here would be a bug in the table declarations.
+                if let (Ok(a), Ok(s)) = (
+                    open.activity.activity.finish(),
+                    open.activity.call_scopes.finish(),
+                ) {
+                    self.batch.activity.push(a);
+                    self.batch.call_scopes.push(s);
+                }
+            }
+        }
+        let first_sid = self.batch.sids.len();
+        if run_state {
+            for identity in self.inventory.take_dirty(now) {
+                let sid = self.batch.sids.len();
+                if self
+                    .inventory
+                    .snapshot(&identity, now, sid as u64, &mut self.batch.state)
+                {
+                    let owner = owner_of(&self.inventory, &identity);
+                    self.batch.sids.push((identity, owner));
+                }
+            }
+        }
+        eval.sids = first_sid..self.batch.sids.len();
+        self.batch.rows += eval.sids.len();
+        self.stats.snapshots += eval.sids.len() as u64;
+        self.stats.evaluations += 1;
+        self.last_eval = Some(now);
+        self.batch.evals.push(eval);
+    }
+
+    /// Runs the rules over the waiting evaluations and returns their alerts, in order.
+    pub async fn flush(&mut self) -> Result<Vec<Alert>, PipelineError> {
+        if self.batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        let tables = batch.tables()?;
+        let mut kinds = Vec::new();
+        if tables[0].num_rows() > 0 {
+            kinds.push(RuleKind::State);
+        }
+        if tables[5].num_rows() > 0 {
+            kinds.push(RuleKind::Window);
+        }
+        let mut by_sid: Vec<Vec<Finding>> = vec![Vec::new(); batch.sids.len()];
+        let mut by_window: HashMap<Micros, Vec<Finding>> = HashMap::new();
+        let rule_ids: Vec<String> = self.rules().iter().map(|r| r.id.clone()).collect();
+        let stats = &mut self.stats;
+        self.engine
+            .run(tables, &kinds, |rule, findings, took| {
+                *stats.rule_time.entry(rule_ids[rule].clone()).or_default() += took;
+                for finding in findings {
+                    if let Some(slot) = finding.sid.and_then(|s| by_sid.get_mut(s as usize)) {
+                        slot.push(finding);
+                    } else if let Some((start, _)) = finding.window {
+                        by_window.entry(start).or_default().push(finding);
+                    }
+                }
+            })
+            .await?;
+
+        let mut alerts = Vec::new();
+        for eval in batch.evals {
+            let window_findings = eval
+                .window
+                .and_then(|(start, _)| by_window.remove(&start))
+                .unwrap_or_default();
+            let snapshots = eval
+                .sids
+                .clone()
+                .map(|sid| {
+                    let (identity, owner) = std::mem::take(&mut batch.sids[sid]);
+                    Snapshot {
+                        identity,
+                        owner,
+                        candidates: std::mem::take(&mut by_sid[sid]),
+                    }
+                })
+                .collect();
+            alerts.extend(self.lifecycle.evaluate(
+                self.engine.rules(),
+                eval.now,
+                window_findings,
+                &eval.window_owners,
+                snapshots,
+                eval.run_state,
+            ));
+        }
+        for alert in &alerts {
+            *self
+                .stats
+                .alerts
+                .entry((alert.rule_id.clone(), alert.status))
+                .or_default() += 1;
+        }
+        Ok(alerts)
+    }
+
+    /// Ends the input: closes every open window and evaluates state once more at `as_of`
+    /// (default: the last event time). Events after `as_of` are not evaluated.
+    pub async fn finish(&mut self, as_of: Option<Micros>) -> Result<Vec<Alert>, PipelineError> {
+        let Some(mut final_now) = as_of.or(self.clock.max_time()) else {
+            return self.flush().await;
+        };
+        if as_of.is_some() {
+            let beyond: Vec<(Micros, u64)> = self
+                .pending
+                .range((final_now.saturating_add(1), 0)..)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in beyond {
+                if self.pending.remove(&key).is_some() {
+                    self.stats.after_as_of += 1;
+                    let (start, _) = self.clock.window_of(key.0);
+                    if let Some(w) = self.windows.get_mut(&start) {
+                        w.events -= 1;
+                    }
+                }
+            }
+            self.windows.retain(|_, w| w.events > 0);
+        }
+        // Time never runs backwards: an `as_of` before an evaluation already made is moved up.
+        final_now = final_now.max(self.last_eval.unwrap_or(Micros::MIN));
+        while let Some((&start, window)) = self.windows.first_key_value() {
+            let end = window.end;
+            if end <= final_now {
+                self.apply_pending_until(end);
+                self.record_eval(end, Some(start), true);
+            } else {
+                self.apply_pending_until(final_now);
+                self.record_eval(final_now, Some(start), false);
+            }
+        }
+        self.apply_pending_until(final_now);
+        self.record_eval(final_now, None, true);
+        self.flush().await
+    }
+
+    /// Open state alerts per rule id.
+    pub fn open_alerts(&self) -> Vec<(String, usize)> {
+        let counts = self.lifecycle.open_state_counts(self.rules().len());
+        self.rules()
+            .iter()
+            .zip(counts)
+            .map(|(r, c)| (r.id.clone(), c))
+            .collect()
+    }
+
+    /// Alerts emitted so far with this status, all rules.
+    pub fn alerts_with_status(&self, status: Status) -> u64 {
+        self.stats
+            .alerts
+            .iter()
+            .filter(|((_, s), _)| *s == status)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// The identity's owners as known now.
+fn owner_of(inventory: &Inventory, identity: &str) -> Owner {
+    let state = inventory.identity(identity);
+    Owner {
+        business_owner: state
+            .and_then(|s| s.business_owner.as_ref())
+            .map(|a| a.principal.clone()),
+        technical_custodian: state
+            .and_then(|s| s.technical_custodian.as_ref())
+            .map(|a| a.principal.clone()),
+    }
+}

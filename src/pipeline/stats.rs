@@ -1,0 +1,49 @@
+//! Counters of one pipeline run, for the replay summary and metrics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::alert::Status;
+use crate::event::{EventType, Reason};
+
+/// What the pipeline has seen and done.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Records offered (accepted + rejected).
+    pub read: u64,
+    /// Accepted events by type (duplicates included).
+    pub accepted: BTreeMap<EventType, u64>,
+    /// Rejected records by reason.
+    pub rejected: BTreeMap<Reason, u64>,
+    /// Redelivered events ignored (same `id`).
+    pub duplicates: u64,
+    /// Events whose window had already closed.
+    pub late: u64,
+    /// Replay: events after `--as-of`, not evaluated.
+    pub after_as_of: u64,
+    /// Evaluations run (window closes plus final).
+    pub evaluations: u64,
+    /// Identity snapshots taken for state rules.
+    pub snapshots: u64,
+    /// Alerts emitted by (rule id, status).
+    pub alerts: BTreeMap<(String, Status), u64>,
+    /// Time spent in each rule's query, by rule id.
+    pub rule_time: BTreeMap<String, Duration>,
+}
+
+impl Stats {
+    /// Total accepted events.
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted.values().sum()
+    }
+
+    /// Total rejected records.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Total alerts emitted.
+    pub fn alerts_total(&self) -> u64 {
+        self.alerts.values().sum()
+    }
+}

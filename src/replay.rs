@@ -1,0 +1,287 @@
+//! `nhi-drift replay`: recorded `.jsonl` files through the shared pipeline, alerts to a
+//! writer, dead letters to another, and a summary of the run.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::alert::Alert;
+use crate::alert::format::AlertFormat;
+use crate::event::decode::Origin;
+use crate::event::{DeadLetter, Micros, Reason, Reject};
+use crate::pipeline::{Pipeline, PipelineError, Stats};
+
+/// Errors that stop a replay (bad records never do).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing output: {0}")]
+    Write(#[source] std::io::Error),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// The `.jsonl` files under `paths`: files as given, directories searched recursively,
+/// each directory's files in name order.
+pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect(path, &mut files, true)?;
+    }
+    Ok(files)
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), ReplayError> {
+    let read_err = |source| ReplayError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(read_err)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            collect(&entry, out, false)?;
+        }
+    } else if explicit || path.extension().is_some_and(|e| e == "jsonl") {
+        out.push(path.to_owned());
+    }
+    Ok(())
+}
+
+/// Where a replay's outputs go.
+pub struct Sinks<'a> {
+    pub format: AlertFormat,
+    pub alerts: &'a mut dyn Write,
+    /// Dead letters as JSON lines; `None` reports them through `tracing` instead.
+    pub dead_letters: Option<&'a mut dyn Write>,
+}
+
+impl Sinks<'_> {
+    fn alerts(&mut self, alerts: &[Alert]) -> Result<(), ReplayError> {
+        for alert in alerts {
+            let line = self.format.render(alert).to_string();
+            writeln!(self.alerts, "{line}").map_err(ReplayError::Write)?;
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, letter: &DeadLetter, reported: &mut u64) -> Result<(), ReplayError> {
+        match self.dead_letters.as_mut() {
+            Some(out) => writeln!(out, "{}", letter.to_json()).map_err(ReplayError::Write),
+            None => {
+                *reported += 1;
+                if *reported <= 20 {
+                    tracing::warn!(
+                        message = "Rejected record.",
+                        reason = letter.reject.reason.as_str(),
+                        error = %letter.reject.error,
+                        file = %letter.origin.topic,
+                        line = letter.origin.offset,
+                    );
+                } else if *reported == 21 {
+                    tracing::warn!(
+                        "More records rejected; pass --dead-letter FILE to keep them all."
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The outcome of a replay.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub stats: Stats,
+    pub elapsed: Duration,
+    pub files: usize,
+}
+
+/// Reads one line, keeping at most `limit + 1` bytes of it; returns the full length, or
+/// `None` at end of input. Bounded so a huge line cannot exhaust memory.
+fn read_bounded_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Option<usize>> {
+    buf.clear();
+    let mut total = 0;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((total > 0).then_some(total));
+        }
+        let (take, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = (limit + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        total += take;
+        reader.consume(take);
+        if done {
+            return Ok(Some(total));
+        }
+    }
+}
+
+/// Replays `files` through `pipeline` and finishes at `as_of`.
+pub async fn replay(
+    pipeline: &mut Pipeline,
+    files: &[PathBuf],
+    as_of: Option<Micros>,
+    max_event_bytes: usize,
+    sinks: &mut Sinks<'_>,
+    mut progress: impl FnMut(&Stats, u64),
+) -> Result<Summary, ReplayError> {
+    let started = Instant::now();
+    let mut reported = 0;
+    let mut buf = Vec::with_capacity(4096);
+    let mut bytes_read: u64 = 0;
+    for path in files {
+        let file = File::open(path).map_err(|source| ReplayError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let mut line_no: i64 = 0;
+        loop {
+            let read =
+                read_bounded_line(&mut reader, &mut buf, max_event_bytes).map_err(|source| {
+                    ReplayError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?;
+            let Some(total) = read else { break };
+            line_no += 1;
+            bytes_read += total as u64;
+            let mut record: &[u8] = &buf;
+            if total <= buf.len() {
+                record = record.strip_suffix(b"\n").unwrap_or(record);
+                record = record.strip_suffix(b"\r").unwrap_or(record);
+            }
+            if record.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let origin = || Origin {
+                topic: path.display().to_string(),
+                partition: None,
+                offset: line_no,
+            };
+            let outcome = if total > buf.len() {
+                Err(oversized(pipeline, record, total, origin()))
+            } else {
+                pipeline.push_record(record, origin)
+            };
+            if let Err(letter) = outcome {
+                sinks.dead_letter(&letter, &mut reported)?;
+            }
+            if pipeline.should_flush() {
+                let alerts = pipeline.flush().await?;
+                sinks.alerts(&alerts)?;
+                progress(pipeline.stats(), bytes_read);
+            }
+        }
+    }
+    let alerts = pipeline.finish(as_of).await?;
+    sinks.alerts(&alerts)?;
+    sinks.alerts.flush().map_err(ReplayError::Write)?;
+    if let Some(out) = sinks.dead_letters.as_mut() {
+        out.flush().map_err(ReplayError::Write)?;
+    }
+    Ok(Summary {
+        stats: pipeline.stats().clone(),
+        elapsed: started.elapsed(),
+        files: files.len(),
+    })
+}
+
+/// A line longer than the limit was only partly read: reject it without parsing.
+fn oversized(pipeline: &mut Pipeline, prefix: &[u8], total: usize, origin: Origin) -> DeadLetter {
+    let reject = match std::str::from_utf8(prefix) {
+        Err(e) if e.error_len().is_some() => Reject {
+            reason: Reason::InvalidUtf8,
+            error: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        },
+        _ => Reject {
+            reason: Reason::TooLarge,
+            error: format!(
+                "record is {total} bytes or more, limit is {}",
+                prefix.len() - 1
+            ),
+        },
+    };
+    pipeline.count_rejected(reject.reason);
+    DeadLetter::new(reject, origin, prefix)
+}
+
+impl Summary {
+    /// The one-screen summary printed to stderr.
+    pub fn render(&self, rules: &[crate::engine::rule::Rule]) -> String {
+        use std::fmt::Write as _;
+        let s = &self.stats;
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "replayed {} file(s): {} records in {:.2}s ({:.0} records/s)",
+            self.files,
+            s.read,
+            secs,
+            s.read as f64 / secs
+        );
+        let _ = writeln!(
+            out,
+            "  accepted {}  duplicates {}  late {}  rejected {}{}",
+            s.accepted_total(),
+            s.duplicates,
+            s.late,
+            s.rejected_total(),
+            if s.after_as_of > 0 {
+                format!("  after --as-of (not evaluated) {}", s.after_as_of)
+            } else {
+                String::new()
+            }
+        );
+        for (reason, n) in &s.rejected {
+            let _ = writeln!(out, "    rejected {:<14} {n}", reason.as_str());
+        }
+        let _ = writeln!(
+            out,
+            "  evaluations {}  identity snapshots {}",
+            s.evaluations, s.snapshots
+        );
+        let _ = writeln!(out, "  alerts {}", s.alerts_total());
+        for rule in rules {
+            let count = |status| {
+                s.alerts
+                    .get(&(rule.id.clone(), status))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            let (open, resolved) = (
+                count(crate::alert::Status::Open),
+                count(crate::alert::Status::Resolved),
+            );
+            if open + resolved > 0 {
+                let _ = writeln!(
+                    out,
+                    "    {:<14} {:<30} open {:>6}  resolved {:>6}",
+                    rule.id, rule.name, open, resolved
+                );
+            }
+        }
+        out
+    }
+}
