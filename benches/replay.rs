@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let summary = replay(
             &mut pipeline,
-            &[path.clone()],
+            std::slice::from_ref(&path),
             None,
             config.input.max_event_bytes,
             &mut sinks,

@@ -224,7 +224,6 @@ async fn replay_command(
     if show_progress {
         eprint!("\r{:60}\r", "");
     }
-    drop(sinks);
     alerts_out.flush()?;
     eprint!("{}", summary.render(pipeline.rules()));
     Ok(ExitCode::SUCCESS)

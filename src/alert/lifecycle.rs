@@ -14,8 +14,14 @@ use crate::engine::Finding;
 use crate::engine::rule::Rule;
 use crate::event::Micros;
 
+/// Key fields of a finding besides identity, e.g. `[("credential", "k1")]`.
+type KeyFields = Vec<(String, String)>;
 /// Entity key of a finding within one identity: rule index and key fields.
-type LocalKey = (usize, Vec<(String, String)>);
+type LocalKey = (usize, KeyFields);
+/// A not-yet-due candidate: (due time, identity, rule index, key fields).
+type DueEntry = (Micros, String, usize, KeyFields);
+/// Entity key of a window finding: (rule index, identity, key fields).
+type WindowKey = (usize, String, KeyFields);
 
 /// One identity's fresh state-rule candidates from a snapshot.
 #[derive(Debug)]
@@ -32,9 +38,9 @@ pub struct Lifecycle {
     candidates: HashMap<String, Vec<Finding>>,
     owners: HashMap<String, Owner>,
     open: HashMap<String, BTreeMap<LocalKey, Finding>>,
-    due: BTreeSet<(Micros, String, usize, Vec<(String, String)>)>,
+    due: BTreeSet<DueEntry>,
     /// Window findings: (rule, identity, key) → (opened_at of the last alert, suppressed since).
-    windows: HashMap<(usize, String, Vec<(String, String)>), (Micros, u64)>,
+    windows: HashMap<WindowKey, (Micros, u64)>,
 }
 
 fn due_at(finding: &Finding) -> Micros {

@@ -125,10 +125,10 @@ impl Rule {
             body_start += line.len() + 1;
             if let Some((key, value)) = comment.split_once(':') {
                 let key = key.trim();
-                if HEADER_KEYS.contains(&key) {
-                    if header.insert(key, value.trim().to_owned()).is_some() {
-                        return Err(RuleError::new(path, format!("header `{key}` given twice")));
-                    }
+                if HEADER_KEYS.contains(&key)
+                    && header.insert(key, value.trim().to_owned()).is_some()
+                {
+                    return Err(RuleError::new(path, format!("header `{key}` given twice")));
                 }
             }
         }

@@ -139,10 +139,11 @@ impl Inventory {
                 Some((s, e)) if start <= e => Some((s, e.max(end))),
                 _ => Some((start, end)),
             };
-            if let Some((s, e)) = current {
-                if s <= now && now < e {
-                    holding = Some(s);
-                }
+            if let Some((s, e)) = current
+                && s <= now
+                && now < e
+            {
+                holding = Some(s);
             }
         }
 
