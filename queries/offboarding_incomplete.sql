@@ -8,25 +8,30 @@
 -- remediation: Revoke every remaining credential and grant of the offboarded identity and check the offboarding runbook.
 --
 -- An offboarded identity still holding an active credential or grant past the grace.
-WITH active AS (
-    SELECT sid, array_agg(credential ORDER BY credential) AS active_credentials
-    FROM credentials
-    GROUP BY sid
+WITH offboarded AS (
+    SELECT sid, identity, offboarded_at, holding_since
+    FROM identities
+    WHERE offboarded_at IS NOT NULL
+      AND holding_since IS NOT NULL
+), active AS (
+    SELECT c.sid, array_agg(c.credential ORDER BY c.credential) AS active_credentials
+    FROM credentials c
+    JOIN offboarded o ON c.sid = o.sid
+    GROUP BY c.sid
 ), granted AS (
-    SELECT sid, array_agg(scope ORDER BY scope) AS granted_scopes
-    FROM grants
-    GROUP BY sid
+    SELECT g.sid, array_agg(g.scope ORDER BY g.scope) AS granted_scopes
+    FROM grants g
+    JOIN offboarded o ON g.sid = o.sid
+    GROUP BY g.sid
 )
 SELECT
-    i.sid,
-    i.identity,
-    i.offboarded_at,
+    o.sid,
+    o.identity,
+    o.offboarded_at,
     a.active_credentials,
     g.granted_scopes,
-    GREATEST(i.offboarded_at + ${grace}, i.holding_since) AS opened_at,
-    i.offboarded_at + ${grace} >= i.holding_since AS strict
-FROM identities i
-LEFT JOIN active a ON a.sid = i.sid
-LEFT JOIN granted g ON g.sid = i.sid
-WHERE i.offboarded_at IS NOT NULL
-  AND i.holding_since IS NOT NULL
+    GREATEST(o.offboarded_at + ${grace}, o.holding_since) AS opened_at,
+    o.offboarded_at + ${grace} >= o.holding_since AS strict
+FROM offboarded o
+LEFT JOIN active a ON a.sid = o.sid
+LEFT JOIN granted g ON g.sid = o.sid

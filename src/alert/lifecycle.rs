@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Alert, Owner, Status, alert_id};
-use crate::engine::Finding;
 use crate::engine::rule::Rule;
+use crate::engine::{Finding, Rendered};
 use crate::event::Micros;
 
 /// Key fields of a finding besides identity, e.g. `[("credential", "k1")]`.
@@ -37,14 +37,11 @@ pub struct Lifecycle {
     dedup_period: Micros,
     candidates: HashMap<String, Vec<Finding>>,
     owners: HashMap<String, Owner>,
-    open: HashMap<String, BTreeMap<LocalKey, Finding>>,
+    /// Open state alerts per identity, with the text they were opened with.
+    open: HashMap<String, BTreeMap<LocalKey, (Finding, Rendered)>>,
     due: BTreeSet<DueEntry>,
     /// Window findings: (rule, identity, key) → (opened_at of the last alert, suppressed since).
     windows: HashMap<WindowKey, (Micros, u64)>,
-}
-
-fn due_at(finding: &Finding) -> Micros {
-    finding.opened_at.saturating_add(i64::from(finding.strict))
 }
 
 impl Lifecycle {
@@ -77,6 +74,7 @@ impl Lifecycle {
         window_owners: &HashMap<String, Owner>,
         snapshots: Vec<Snapshot>,
         run_state: bool,
+        render: &dyn Fn(&Finding) -> Rendered,
     ) -> Vec<Alert> {
         let mut alerts = Vec::new();
         window_findings.sort_by(|a, b| {
@@ -111,7 +109,8 @@ impl Lifecycle {
                 .get(&finding.identity)
                 .cloned()
                 .unwrap_or_default();
-            let mut alert = make_alert(rules, &finding, Status::Open, now, owner);
+            let mut alert =
+                make_alert(rules, &finding, &render(&finding), Status::Open, now, owner);
             alert.occurrences = Some(occurrences);
             alerts.push(alert);
         }
@@ -121,7 +120,7 @@ impl Lifecycle {
 
         let mut state = Vec::new();
         for snapshot in snapshots {
-            self.apply_snapshot(rules, now, snapshot, &mut state);
+            self.apply_snapshot(rules, now, snapshot, &mut state, render);
         }
         while let Some(first) = self.due.first() {
             if first.0 > now {
@@ -132,7 +131,7 @@ impl Lifecycle {
             };
             let current = self.candidates.get(&identity).and_then(|list| {
                 list.iter()
-                    .find(|f| f.rule == rule && f.key == key && due_at(f) == at)
+                    .find(|f| f.rule == rule && f.key == key && f.due_at() == at)
             });
             let Some(finding) = current.cloned() else {
                 continue;
@@ -142,8 +141,9 @@ impl Lifecycle {
                 continue;
             }
             let owner = self.owners.get(&identity).cloned().unwrap_or_default();
-            state.push(make_alert(rules, &finding, Status::Open, now, owner));
-            open.insert((rule, key), finding);
+            let text = render(&finding);
+            state.push(make_alert(rules, &finding, &text, Status::Open, now, owner));
+            open.insert((rule, key), (finding, text));
         }
         // Per rule and entity key; a resolved alert precedes the open one replacing it.
         state.sort_by_cached_key(|a| {
@@ -158,12 +158,26 @@ impl Lifecycle {
         alerts
     }
 
+    /// Ends a batch: candidates not yet due are dropped from the queue, and for each
+    /// identity holding some the earliest due time is returned. Those rows' text is not
+    /// kept; the identity is snapshotted again then, and the fresh row opens the alert.
+    pub fn end_batch(&mut self) -> Vec<(String, Micros)> {
+        let mut wake: HashMap<String, Micros> = HashMap::new();
+        for (at, identity, _, _) in std::mem::take(&mut self.due) {
+            wake.entry(identity).or_insert(at);
+        }
+        let mut wake: Vec<(String, Micros)> = wake.into_iter().collect();
+        wake.sort();
+        wake
+    }
+
     fn apply_snapshot(
         &mut self,
         rules: &[Rule],
         now: Micros,
         snapshot: Snapshot,
         out: &mut Vec<Alert>,
+        render: &dyn Fn(&Finding) -> Rendered,
     ) {
         let Snapshot {
             identity,
@@ -176,21 +190,22 @@ impl Lifecycle {
             for f in old {
                 if !open.contains_key(&(f.rule, f.key.clone())) {
                     self.due
-                        .remove(&(due_at(&f), identity.clone(), f.rule, f.key.clone()));
+                        .remove(&(f.due_at(), identity.clone(), f.rule, f.key.clone()));
                 }
             }
         }
-        open.retain(|(rule, key), opened| {
+        open.retain(|(rule, key), (opened, text)| {
             let holds = candidates.iter().any(|f| {
                 f.rule == *rule
                     && &f.key == key
                     && f.opened_at == opened.opened_at
-                    && due_at(f) <= now
+                    && f.due_at() <= now
             });
             if !holds {
                 out.push(make_alert(
                     rules,
                     opened,
+                    text,
                     Status::Resolved,
                     now,
                     owner.clone(),
@@ -203,12 +218,20 @@ impl Lifecycle {
             if open.contains_key(&local) {
                 continue;
             }
-            if due_at(finding) <= now {
-                out.push(make_alert(rules, finding, Status::Open, now, owner.clone()));
-                open.insert(local, finding.clone());
+            if finding.due_at() <= now {
+                let text = render(finding);
+                out.push(make_alert(
+                    rules,
+                    finding,
+                    &text,
+                    Status::Open,
+                    now,
+                    owner.clone(),
+                ));
+                open.insert(local, (finding.clone(), text));
             } else {
                 self.due.insert((
-                    due_at(finding),
+                    finding.due_at(),
                     identity.clone(),
                     finding.rule,
                     finding.key.clone(),
@@ -233,6 +256,7 @@ fn rule_position(rules: &[Rule], id: &str) -> usize {
 fn make_alert(
     rules: &[Rule],
     finding: &Finding,
+    text: &Rendered,
     status: Status,
     now: Micros,
     owner: Owner,
@@ -250,8 +274,8 @@ fn make_alert(
         detected_at: now,
         window: finding.window,
         occurrences: None,
-        summary: finding.summary.clone(),
-        evidence: finding.evidence.clone(),
+        summary: text.summary.clone(),
+        evidence: text.evidence.clone(),
         owner,
         frameworks: rule.frameworks.clone(),
         remediation: rule.remediation.clone(),

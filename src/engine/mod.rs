@@ -41,7 +41,9 @@ pub enum EngineError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
-/// One row a rule returned: a finding candidate.
+/// One row a rule returned: a finding candidate. Its summary and evidence are rendered
+/// only when it becomes an alert ([`Engine::render`]), since most state candidates are
+/// replaced before they are ever due.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     /// Index of the rule in [`Engine::rules`].
@@ -56,10 +58,28 @@ pub struct Finding {
     pub sid: Option<u64>,
     /// Window rules: the window.
     pub window: Option<(Micros, Micros)>,
-    /// The rule's summary with placeholders filled.
+    /// Where the row is in the [`Results`] of the run that produced it.
+    pub row: (u32, u32),
+}
+
+impl Finding {
+    /// The moment from which the finding holds: `opened_at`, or just after it when strict.
+    pub fn due_at(&self) -> Micros {
+        self.opened_at.saturating_add(i64::from(self.strict))
+    }
+}
+
+/// A finding's text: the summary and the evidence object.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rendered {
     pub summary: String,
-    /// Every other column, plus the rule's thresholds.
     pub evidence: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The result batches of one [`Engine::run`], kept for rendering findings.
+#[derive(Debug, Default)]
+pub struct Results {
+    batches: Vec<(usize, RecordBatch)>,
 }
 
 /// Column positions of a rule's output, resolved once at planning.
@@ -140,7 +160,8 @@ impl Engine {
         batches: Vec<RecordBatch>,
         kinds: &[RuleKind],
         mut each: impl FnMut(usize, Vec<Finding>, std::time::Duration),
-    ) -> Result<(), EngineError> {
+    ) -> Result<Results, EngineError> {
+        let mut out = Results::default();
         for (table, batch) in self.tables.iter().zip(batches) {
             table.set(batch);
         }
@@ -157,7 +178,12 @@ impl Engine {
             let results = collect(plan, self.ctx.task_ctx()).await.map_err(execute)?;
             let mut findings = Vec::new();
             for batch in results {
-                findings_of(index, rule, planned, &batch, &mut findings)?;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                let position = out.batches.len() as u32;
+                findings_of(index, planned, &batch, position, &mut findings)?;
+                out.batches.push((index, batch));
             }
             each(index, findings, started.elapsed());
         }
@@ -165,7 +191,31 @@ impl Engine {
         for (table, (_, schema)) in self.tables.iter().zip(tables::all_schemas()) {
             table.set(RecordBatch::new_empty(schema));
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// Renders a finding of `results`: the summary with placeholders filled and the
+    /// evidence (every non-key column plus the rule's thresholds).
+    pub fn render(&self, results: &Results, finding: &Finding) -> Rendered {
+        let Some((rule_index, batch)) = results.batches.get(finding.row.0 as usize) else {
+            return Rendered::default();
+        };
+        let (rule, planned) = (&self.rules[*rule_index], &self.planned[*rule_index]);
+        let row = finding.row.1 as usize;
+        let mut evidence = serde_json::Map::new();
+        for (name, i) in &planned.output.evidence {
+            evidence.insert(name.clone(), evidence::json_value(batch.column(*i), row));
+        }
+        if !planned.params.is_empty() {
+            evidence.insert(
+                "thresholds".to_owned(),
+                serde_json::Value::Object(planned.params.clone()),
+            );
+        }
+        Rendered {
+            summary: render_summary(&rule.summary, batch, row, &planned.param_text),
+            evidence,
+        }
     }
 }
 
@@ -304,9 +354,9 @@ fn strings(batch: &RecordBatch, column: usize) -> Result<Arc<dyn Array>, EngineE
 
 fn findings_of(
     index: usize,
-    rule: &Rule,
     planned: &Planned,
     batch: &RecordBatch,
+    position: u32,
     out: &mut Vec<Finding>,
 ) -> Result<(), EngineError> {
     let out_cols = &planned.output;
@@ -347,17 +397,6 @@ fn findings_of(
                 e.as_primitive::<TimestampMicrosecondType>().value(row),
             )
         });
-        let mut evidence = serde_json::Map::new();
-        for (name, i) in &out_cols.evidence {
-            evidence.insert(name.clone(), evidence::json_value(batch.column(*i), row));
-        }
-        if !planned.params.is_empty() {
-            evidence.insert(
-                "thresholds".to_owned(),
-                serde_json::Value::Object(planned.params.clone()),
-            );
-        }
-        let summary = render_summary(&rule.summary, batch, row, &planned.param_text);
         out.push(Finding {
             rule: index,
             identity: identity.value(row).to_owned(),
@@ -366,8 +405,7 @@ fn findings_of(
             strict,
             sid,
             window,
-            summary,
-            evidence,
+            row: (position, row as u32),
         });
     }
     Ok(())

@@ -100,7 +100,7 @@ impl Inventory {
             Body::ScopeRevoked { scope } => {
                 let identity = self.identity_mut(name, t);
                 if let Some(grant) = identity.grants.remove(scope) {
-                    identity.ended_grants.push((grant.granted_at, t));
+                    identity.ended_spans.push((grant.granted_at, t));
                 }
             }
             Body::VendorLinked { vendor } => self.link_vendor(name, vendor, t),

@@ -49,8 +49,9 @@ pub struct IdentityState {
     /// Credentials owned, minus long-ended ones (pruned once they cannot matter).
     pub credentials: Vec<String>,
     pub grants: BTreeMap<String, Grant>,
-    /// Spans of revoked grants that may still join the current holding period.
-    pub ended_grants: Vec<(Micros, Micros)>,
+    /// Merged spans of ended credentials and revoked grants that may still join the
+    /// current holding period (ended credentials leave `credentials` for here).
+    pub ended_spans: Vec<(Micros, Micros)>,
     pub last_exercised: HashMap<String, Micros>,
     /// Linked vendors and when.
     pub vendors: BTreeMap<String, Micros>,
@@ -72,7 +73,7 @@ impl IdentityState {
             last_activity: None,
             credentials: Vec::new(),
             grants: BTreeMap::new(),
-            ended_grants: Vec::new(),
+            ended_spans: Vec::new(),
             last_exercised: HashMap::new(),
             vendors: BTreeMap::new(),
         }
@@ -162,6 +163,10 @@ pub struct Inventory {
     pub(crate) tasks_completed: HashMap<(String, String), Micros>,
     /// Scheduled credential expiries: (time, identity).
     expiries: BinaryHeap<Reverse<(Micros, String)>>,
+    /// When each identity must be snapshotted again because a finding becomes due.
+    wakeups: BinaryHeap<Reverse<(Micros, String)>>,
+    /// The latest wake-up per identity; earlier heap entries for it are stale.
+    wake_at: HashMap<String, Micros>,
     /// Identities to snapshot at the next evaluation, sorted for deterministic output.
     dirty: BTreeSet<String>,
 }
@@ -203,7 +208,25 @@ impl Inventory {
                 self.dirty.insert(identity);
             }
         }
+        while let Some(Reverse((at, _))) = self.wakeups.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((at, identity))) = self.wakeups.pop()
+                && self.wake_at.get(&identity) == Some(&at)
+            {
+                self.wake_at.remove(&identity);
+                self.dirty.insert(identity);
+            }
+        }
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Snapshots `identity` again at the first evaluation at or after `at`, when a
+    /// finding found earlier becomes due; replaces any earlier wake-up of it.
+    pub fn schedule_wake(&mut self, at: Micros, identity: &str) {
+        self.wake_at.insert(identity.to_owned(), at);
+        self.wakeups.push(Reverse((at, identity.to_owned())));
     }
 
     fn mark(&mut self, identity: &str) {

@@ -108,26 +108,38 @@ impl Inventory {
     /// Start of the unbroken period, containing `now`, in which the identity held at least
     /// one active credential or grant; `None` when it holds none at `now`.
     ///
-    /// Spans that ended before that period (or before `now` when nothing is held) can never
-    /// join a later period, since events arrive in time order, so they are pruned here.
+    /// Credentials that ended by `now` move from the identity's list into its merged
+    /// `ended_spans`, so the work per snapshot stays proportional to what is active plus
+    /// the gaps, not to the identity's whole credential history. Spans that ended before
+    /// the current period can never join a later one (events arrive in time order) and
+    /// are dropped.
     pub(crate) fn holding_since(&mut self, name: &str, now: Micros) -> Option<Micros> {
-        let identity = self.identities.get(name)?;
+        let credentials = &self.credentials;
+        let identity = self.identities.get_mut(name)?;
         let mut spans: Vec<(Micros, Micros)> = Vec::new();
-        for id in &identity.credentials {
-            if let Some(cred) = self.credentials.get(id) {
-                let end = cred.end().unwrap_or(Micros::MAX);
-                if end > cred.issued_at {
-                    spans.push((cred.issued_at, end));
-                }
+        identity.credentials.retain(|id| {
+            let Some(cred) = credentials.get(id) else {
+                return false;
+            };
+            let end = cred.end().unwrap_or(Micros::MAX);
+            if end > cred.issued_at {
+                spans.push((cred.issued_at, end));
             }
-        }
+            // Keep credentials that may still be active (or revived by a rotation).
+            end > now
+        });
+        let ended_now: Vec<(Micros, Micros)> = spans
+            .iter()
+            .copied()
+            .filter(|(_, end)| *end <= now)
+            .collect();
         spans.extend(
             identity
                 .grants
                 .values()
                 .map(|g| (g.granted_at, Micros::MAX)),
         );
-        spans.extend(identity.ended_grants.iter().copied());
+        spans.extend(identity.ended_spans.iter().copied());
         spans.retain(|(start, _)| *start <= now);
         spans.sort_unstable();
 
@@ -148,14 +160,15 @@ impl Inventory {
         }
 
         let horizon = holding.unwrap_or(now);
-        let credentials = &self.credentials;
-        if let Some(identity) = self.identities.get_mut(name) {
-            identity.credentials.retain(|id| {
-                credentials
-                    .get(id)
-                    .is_some_and(|c| c.end().is_none_or(|end| end >= horizon))
-            });
-            identity.ended_grants.retain(|(_, end)| *end >= horizon);
+        let mut ended = std::mem::take(&mut identity.ended_spans);
+        ended.extend(ended_now);
+        ended.retain(|(_, end)| *end >= horizon);
+        ended.sort_unstable();
+        for (start, end) in ended {
+            match identity.ended_spans.last_mut() {
+                Some((_, e)) if start <= *e => *e = (*e).max(end),
+                _ => identity.ended_spans.push((start, end)),
+            }
         }
         holding
     }

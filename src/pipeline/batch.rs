@@ -11,6 +11,7 @@ use arrow::record_batch::RecordBatch;
 use crate::alert::Owner;
 use crate::engine::tables::{Activity, CallScopes, StateBuilders};
 use crate::event::Micros;
+use crate::inventory::enrich::WindowActivity;
 
 /// One evaluation: a window close (window rules, then state rules at its end), the final
 /// state evaluation of a replay, or a window-only close at the end of a replay.
@@ -29,13 +30,15 @@ pub struct Eval {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub state: StateBuilders,
-    pub activity: Vec<RecordBatch>,
-    pub call_scopes: Vec<RecordBatch>,
+    /// Activity of the windows closed in this batch.
+    pub activity: WindowActivity,
+    /// Activity applied early (see `Pipeline::apply_pending_until`), finished per window.
+    early_activity: Vec<RecordBatch>,
+    early_call_scopes: Vec<RecordBatch>,
+    early_rows: usize,
     pub evals: Vec<Eval>,
     /// Snapshot id → (identity, owner at the snapshot).
     pub sids: Vec<(String, Owner)>,
-    /// Rows added so far, to decide when to flush.
-    pub rows: usize,
 }
 
 impl Batch {
@@ -44,11 +47,32 @@ impl Batch {
         self.evals.is_empty()
     }
 
+    /// Rows added so far (snapshots and activity), to decide when to flush.
+    pub fn rows(&self) -> usize {
+        self.sids.len() + self.activity.rows + self.early_rows
+    }
+
+    /// Adds a window's early activity.
+    pub fn add_early(&mut self, mut early: WindowActivity) {
+        // Builders filled by `Inventory::enrich` always match their schema.
+        if let (Ok(a), Ok(s)) = (early.activity.finish(), early.call_scopes.finish()) {
+            self.early_rows += early.rows;
+            self.early_activity.push(a);
+            self.early_call_scopes.push(s);
+        }
+    }
+
     /// All tables in `tables::all_schemas` order.
     pub fn tables(&mut self) -> Result<Vec<RecordBatch>, ArrowError> {
         let mut tables = self.state.finish()?;
-        tables.push(concat_batches(&Activity::schema(), &self.activity)?);
-        tables.push(concat_batches(&CallScopes::schema(), &self.call_scopes)?);
+        self.early_activity.push(self.activity.activity.finish()?);
+        self.early_call_scopes
+            .push(self.activity.call_scopes.finish()?);
+        tables.push(concat_batches(&Activity::schema(), &self.early_activity)?);
+        tables.push(concat_batches(
+            &CallScopes::schema(),
+            &self.early_call_scopes,
+        )?);
         Ok(tables)
     }
 }

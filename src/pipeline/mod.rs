@@ -83,7 +83,9 @@ impl Hasher for IdHasher {
 struct OpenWindow {
     end: Micros,
     events: u64,
-    activity: WindowActivity,
+    /// Activity rows of this window applied before the window began closing (events at
+    /// exactly the previous window's end); rare, so created on demand.
+    early: Option<Box<WindowActivity>>,
     /// Identities active in the window (callers and credential owners), for owners.
     identities: BTreeSet<String>,
 }
@@ -202,7 +204,7 @@ impl Pipeline {
             .or_insert_with(|| OpenWindow {
                 end,
                 events: 0,
-                activity: WindowActivity::default(),
+                early: None,
                 identities: BTreeSet::new(),
             })
             .events += 1;
@@ -213,7 +215,7 @@ impl Pipeline {
 
     /// Whether enough work waits that [`Pipeline::flush`] should run now.
     pub fn should_flush(&self) -> bool {
-        self.batch.rows >= self.options.batch_rows
+        self.batch.rows() >= self.options.batch_rows
     }
 
     /// Whether any evaluation waits for [`Pipeline::flush`].
@@ -230,13 +232,15 @@ impl Pipeline {
                 break;
             }
             let end = window.end;
-            self.apply_pending_until(end);
+            self.apply_pending_until(end, start);
             self.record_eval(end, Some(start), true);
         }
     }
 
-    /// Applies pending events with time ≤ `limit`, in (time, arrival) order.
-    fn apply_pending_until(&mut self, limit: Micros) {
+    /// Applies pending events with time ≤ `limit`, in (time, arrival) order. Activity of
+    /// the `closing` window goes straight into the batch; activity of a later window (an
+    /// event at exactly `limit`) waits in that window until it closes.
+    fn apply_pending_until(&mut self, limit: Micros, closing: Micros) {
         while let Some(entry) = self.pending.first_entry() {
             if entry.key().0 > limit {
                 break;
@@ -250,8 +254,12 @@ impl Pipeline {
             let Some(window) = self.windows.get_mut(&start) else {
                 continue;
             };
-            self.inventory
-                .enrich(&event, seq, (start, end), &mut window.activity);
+            let rows = if start == closing {
+                &mut self.batch.activity
+            } else {
+                window.early.get_or_insert_with(Box::default)
+            };
+            self.inventory.enrich(&event, seq, (start, end), rows);
             if let Some(identity) = &event.identity {
                 window.identities.insert(identity.clone());
             }
@@ -276,24 +284,15 @@ impl Pipeline {
             window_owners: HashMap::new(),
             sids: 0..0,
         };
-        if let Some(mut open) = window.and_then(|start| self.windows.remove(&start)) {
+        if let Some(open) = window.and_then(|start| self.windows.remove(&start)) {
             let start = window.unwrap_or_default();
             eval.window = Some((start, open.end));
             for identity in &open.identities {
                 eval.window_owners
                     .insert(identity.clone(), owner_of(&self.inventory, identity));
             }
-            if open.activity.rows > 0 {
-                self.batch.rows += open.activity.rows;
-                // Finishing builders that were filled by this module cannot mismatch the
-                // schema; an error here would be a bug in the table declarations.
-                if let (Ok(a), Ok(s)) = (
-                    open.activity.activity.finish(),
-                    open.activity.call_scopes.finish(),
-                ) {
-                    self.batch.activity.push(a);
-                    self.batch.call_scopes.push(s);
-                }
+            if let Some(early) = open.early {
+                self.batch.add_early(*early);
             }
         }
         let first_sid = self.batch.sids.len();
@@ -310,7 +309,6 @@ impl Pipeline {
             }
         }
         eval.sids = first_sid..self.batch.sids.len();
-        self.batch.rows += eval.sids.len();
         self.stats.snapshots += eval.sids.len() as u64;
         self.stats.evaluations += 1;
         self.last_eval = Some(now);
@@ -334,8 +332,14 @@ impl Pipeline {
         let mut by_sid: Vec<Vec<Finding>> = vec![Vec::new(); batch.sids.len()];
         let mut by_window: HashMap<Micros, Vec<Finding>> = HashMap::new();
         let rule_ids: Vec<String> = self.rules().iter().map(|r| r.id.clone()).collect();
-        let stats = &mut self.stats;
-        self.engine
+        let Pipeline {
+            engine,
+            lifecycle,
+            inventory,
+            stats,
+            ..
+        } = self;
+        let results = engine
             .run(tables, &kinds, |rule, findings, took| {
                 *stats.rule_time.entry(rule_ids[rule].clone()).or_default() += took;
                 for finding in findings {
@@ -347,6 +351,7 @@ impl Pipeline {
                 }
             })
             .await?;
+        let render = |finding: &Finding| engine.render(&results, finding);
 
         let mut alerts = Vec::new();
         for eval in batch.evals {
@@ -366,14 +371,18 @@ impl Pipeline {
                     }
                 })
                 .collect();
-            alerts.extend(self.lifecycle.evaluate(
-                self.engine.rules(),
+            alerts.extend(lifecycle.evaluate(
+                engine.rules(),
                 eval.now,
                 window_findings,
                 &eval.window_owners,
                 snapshots,
                 eval.run_state,
+                &render,
             ));
+        }
+        for (identity, at) in lifecycle.end_batch() {
+            inventory.schedule_wake(at, &identity);
         }
         for alert in &alerts {
             *self
@@ -413,14 +422,14 @@ impl Pipeline {
         while let Some((&start, window)) = self.windows.first_key_value() {
             let end = window.end;
             if end <= final_now {
-                self.apply_pending_until(end);
+                self.apply_pending_until(end, start);
                 self.record_eval(end, Some(start), true);
             } else {
-                self.apply_pending_until(final_now);
+                self.apply_pending_until(final_now, start);
                 self.record_eval(final_now, Some(start), false);
             }
         }
-        self.apply_pending_until(final_now);
+        self.apply_pending_until(final_now, Micros::MIN);
         self.record_eval(final_now, None, true);
         self.flush().await
     }
