@@ -40,6 +40,10 @@ pub struct Lifecycle {
     /// Open state alerts per identity, with the text they were opened with.
     open: HashMap<String, BTreeMap<LocalKey, (Finding, Rendered)>>,
     due: BTreeSet<DueEntry>,
+    /// The last *now* of the current batch: only candidates due by then are queued.
+    horizon: Micros,
+    /// Identities snapshotted in the current batch, for their wake-ups.
+    touched: BTreeSet<String>,
     /// Window findings: (rule, identity, key) → (opened_at of the last alert, suppressed since).
     windows: HashMap<WindowKey, (Micros, u64)>,
 }
@@ -158,16 +162,30 @@ impl Lifecycle {
         alerts
     }
 
-    /// Ends a batch: candidates not yet due are dropped from the queue, and for each
-    /// identity holding some the earliest due time is returned. Those rows' text is not
-    /// kept; the identity is snapshotted again then, and the fresh row opens the alert.
+    /// Starts a batch whose last evaluation is at `horizon`.
+    pub fn begin_batch(&mut self, horizon: Micros) {
+        self.horizon = horizon;
+    }
+
+    /// Ends a batch: for each identity snapshotted in it that holds candidates due after
+    /// the batch, the earliest due time. Those rows' text is not kept; the identity is
+    /// snapshotted again then, and the fresh row opens the alert.
     pub fn end_batch(&mut self) -> Vec<(String, Micros)> {
-        let mut wake: HashMap<String, Micros> = HashMap::new();
-        for (at, identity, _, _) in std::mem::take(&mut self.due) {
-            wake.entry(identity).or_insert(at);
+        self.due.clear();
+        let mut wake = Vec::new();
+        for identity in std::mem::take(&mut self.touched) {
+            let open = self.open.get(&identity);
+            let next = self.candidates.get(&identity).and_then(|list| {
+                list.iter()
+                    .filter(|f| f.due_at() > self.horizon)
+                    .filter(|f| !open.is_some_and(|o| o.contains_key(&(f.rule, f.key.clone()))))
+                    .map(Finding::due_at)
+                    .min()
+            });
+            if let Some(at) = next {
+                wake.push((identity, at));
+            }
         }
-        let mut wake: Vec<(String, Micros)> = wake.into_iter().collect();
-        wake.sort();
         wake
     }
 
@@ -185,10 +203,14 @@ impl Lifecycle {
             candidates,
         } = snapshot;
         self.owners.insert(identity.clone(), owner.clone());
+        if !self.touched.contains(&identity) {
+            self.touched.insert(identity.clone());
+        }
         let open = self.open.entry(identity.clone()).or_default();
         if let Some(old) = self.candidates.remove(&identity) {
             for f in old {
-                if !open.contains_key(&(f.rule, f.key.clone())) {
+                // Only candidates due within the batch were queued.
+                if f.due_at() <= self.horizon && !open.contains_key(&(f.rule, f.key.clone())) {
                     self.due
                         .remove(&(f.due_at(), identity.clone(), f.rule, f.key.clone()));
                 }
@@ -229,7 +251,7 @@ impl Lifecycle {
                     owner.clone(),
                 ));
                 open.insert(local, (finding.clone(), text));
-            } else {
+            } else if finding.due_at() <= self.horizon {
                 self.due.insert((
                     finding.due_at(),
                     identity.clone(),

@@ -352,6 +352,7 @@ impl Pipeline {
             })
             .await?;
         let render = |finding: &Finding| engine.render(&results, finding);
+        lifecycle.begin_batch(batch.evals.last().map_or(Micros::MIN, |e| e.now));
 
         let mut alerts = Vec::new();
         for eval in batch.evals {
