@@ -31,6 +31,19 @@ pub struct Snapshot {
     pub candidates: Vec<Finding>,
 }
 
+/// One evaluation's findings: the closed window's (if any) and the state candidates of
+/// the identities snapshotted at it.
+#[derive(Debug)]
+pub struct Evaluation<'a> {
+    pub now: Micros,
+    pub window_findings: Vec<Finding>,
+    /// Owners of the identities active in the window.
+    pub window_owners: &'a HashMap<String, Owner>,
+    pub snapshots: Vec<Snapshot>,
+    /// Whether state rules ran (not for a window closed only at the end of a replay).
+    pub run_state: bool,
+}
+
 /// What the lifecycle keeps between evaluations.
 #[derive(Debug, Default)]
 pub struct Lifecycle {
@@ -68,18 +81,21 @@ impl Lifecycle {
         counts
     }
 
-    /// One evaluation at `now`: window findings of the window that closed, then (when
-    /// `run_state`) the state candidates of the identities snapshotted at this evaluation.
+    /// One evaluation: window findings of the window that closed, then (when it ran state
+    /// rules) the state candidates of the identities snapshotted at it.
     pub fn evaluate(
         &mut self,
         rules: &[Rule],
-        now: Micros,
-        mut window_findings: Vec<Finding>,
-        window_owners: &HashMap<String, Owner>,
-        snapshots: Vec<Snapshot>,
-        run_state: bool,
+        evaluation: Evaluation<'_>,
         render: &dyn Fn(&Finding) -> Rendered,
     ) -> Vec<Alert> {
+        let Evaluation {
+            now,
+            mut window_findings,
+            window_owners,
+            snapshots,
+            run_state,
+        } = evaluation;
         let mut alerts = Vec::new();
         window_findings.sort_by(|a, b| {
             (a.rule, &a.identity, &a.key, a.opened_at).cmp(&(

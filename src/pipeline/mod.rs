@@ -14,7 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::alert::lifecycle::{Lifecycle, Snapshot};
+use crate::alert::lifecycle::{Evaluation, Lifecycle, Snapshot};
 use crate::alert::{Alert, Owner, Status};
 use crate::clock::Clock;
 use crate::engine::rule::{Rule, RuleError, RuleKind, RuleParams};
@@ -372,15 +372,14 @@ impl Pipeline {
                     }
                 })
                 .collect();
-            alerts.extend(lifecycle.evaluate(
-                engine.rules(),
-                eval.now,
+            let evaluation = Evaluation {
+                now: eval.now,
                 window_findings,
-                &eval.window_owners,
+                window_owners: &eval.window_owners,
                 snapshots,
-                eval.run_state,
-                &render,
-            ));
+                run_state: eval.run_state,
+            };
+            alerts.extend(lifecycle.evaluate(engine.rules(), evaluation, &render));
         }
         for (identity, at) in lifecycle.end_batch() {
             inventory.schedule_wake(at, &identity);
