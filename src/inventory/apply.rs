@@ -12,22 +12,16 @@ impl Inventory {
         match &event.body {
             Body::PrincipalDeparted { principal } => {
                 self.departed.entry(principal.clone()).or_insert(t);
-                let affected: Vec<String> = self
-                    .by_principal
-                    .get(principal)
-                    .map(|s| s.iter().cloned().collect())
-                    .unwrap_or_default();
-                affected.iter().for_each(|i| self.mark(i));
+                if let Some(affected) = self.by_principal.get(principal) {
+                    self.dirty.extend(affected.iter().cloned());
+                }
                 return;
             }
             Body::VendorOffboarded { vendor } => {
                 self.vendors_offboarded.entry(vendor.clone()).or_insert(t);
-                let affected: Vec<String> = self
-                    .by_vendor
-                    .get(vendor)
-                    .map(|s| s.iter().cloned().collect())
-                    .unwrap_or_default();
-                affected.iter().for_each(|i| self.mark(i));
+                if let Some(affected) = self.by_vendor.get(vendor) {
+                    self.dirty.extend(affected.iter().cloned());
+                }
                 return;
             }
             _ => {}
