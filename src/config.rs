@@ -112,6 +112,9 @@ pub struct TimeConfig {
 pub struct InputConfig {
     /// Largest accepted record in bytes.
     pub max_event_bytes: usize,
+    /// Rows (identity snapshots and activity) gathered before the rules run; larger
+    /// batches run the queries less often. Results never depend on it.
+    pub batch_rows: usize,
 }
 
 /// Alert output.
@@ -211,6 +214,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.time.window.0 <= 0 {
             return Err(ConfigError("`time.window` must be positive".into()));
+        }
+        if self.input.batch_rows == 0 {
+            return Err(ConfigError("`input.batch_rows` must be positive".into()));
         }
         if self.input.max_event_bytes == 0 {
             return Err(ConfigError(

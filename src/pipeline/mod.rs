@@ -45,7 +45,7 @@ impl Options {
             allowed_lateness: cfg.time.allowed_lateness.0,
             dedup_period: cfg.alerts.dedup_period.0,
             max_event_bytes: cfg.input.max_event_bytes,
-            batch_rows: 200_000,
+            batch_rows: cfg.input.batch_rows,
         }
     }
 }
