@@ -360,6 +360,7 @@ fn findings_of(
     out: &mut Vec<Finding>,
 ) -> Result<(), EngineError> {
     let out_cols = &planned.output;
+    out.reserve(batch.num_rows());
     let identity = strings(batch, out_cols.identity)?;
     let identity = identity.as_string::<i32>();
     let opened = timestamps(batch, out_cols.opened_at)?;

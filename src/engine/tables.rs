@@ -29,6 +29,21 @@ macro_rules! data_type {
     };
 }
 
+macro_rules! builder_with_capacity {
+    (str, $n:expr) => {
+        StringBuilder::with_capacity($n, $n * 16)
+    };
+    (ts, $n:expr) => {
+        TimestampMicrosecondBuilder::with_capacity($n)
+    };
+    (bool, $n:expr) => {
+        BooleanBuilder::with_capacity($n)
+    };
+    (u64, $n:expr) => {
+        UInt64Builder::with_capacity($n)
+    };
+}
+
 macro_rules! builder_type {
     (str) => {
         StringBuilder
@@ -62,6 +77,11 @@ macro_rules! table {
                 Arc::new(Schema::new(vec![
                     $(Field::new(stringify!($col), data_type!($kind), true),)+
                 ]))
+            }
+
+            /// Builders sized for about `rows` rows (`Default` sizes for 1024).
+            pub fn with_capacity(rows: usize) -> Self {
+                $builder { $($col: builder_with_capacity!($kind, rows),)+ }
             }
 
             /// Takes the rows built so far as one batch, leaving the builder empty.

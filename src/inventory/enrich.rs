@@ -13,6 +13,17 @@ pub struct WindowActivity {
     pub rows: usize,
 }
 
+impl WindowActivity {
+    /// Tables sized for a handful of rows, for the few events a window receives early.
+    pub fn small() -> Self {
+        WindowActivity {
+            activity: Activity::with_capacity(4),
+            call_scopes: CallScopes::with_capacity(4),
+            rows: 0,
+        }
+    }
+}
+
 impl Inventory {
     /// Appends `event` (already applied) to its window's activity tables, if it is a
     /// credential use or tool call.

@@ -257,7 +257,9 @@ impl Pipeline {
             let rows = if start == closing {
                 &mut self.batch.activity
             } else {
-                window.early.get_or_insert_with(Box::default)
+                window
+                    .early
+                    .get_or_insert_with(|| Box::new(WindowActivity::small()))
             };
             self.inventory.enrich(&event, seq, (start, end), rows);
             if let Some(identity) = &event.identity {
