@@ -90,3 +90,23 @@ fn rules_test_runs_the_fixtures() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
+
+#[test]
+fn replay_reads_directories_recursively_in_name_order() {
+    let dir = std::env::temp_dir().join(format!("nhi-drift-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("b")).expect("tmp");
+    let event = |id: &str, minute: u32| {
+        format!(
+            r#"{{"id":"{id}","type":"credential.used","time":"2026-01-01T10:{minute:02}:00Z","identity":"svc","credential":"k"}}"#
+        )
+    };
+    std::fs::write(dir.join("a.jsonl"), event("e1", 1)).expect("write");
+    std::fs::write(dir.join("b/c.jsonl"), event("e2", 2)).expect("write");
+    std::fs::write(dir.join("notes.txt"), "not events").expect("write");
+    let out = nhi_drift(&["replay", dir.to_str().expect("path")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("replayed 2 file(s): 2 records"), "{stderr}");
+    assert!(stderr.contains("accepted 2"), "{stderr}");
+}
