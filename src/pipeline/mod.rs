@@ -84,7 +84,7 @@ struct OpenWindow {
     end: Micros,
     events: u64,
     /// Activity rows of this window applied before the window began closing (events at
-    /// exactly the previous window's end); rare, so created on demand.
+    /// exactly the previous window's end, applied with that window); created on demand.
     early: Option<Box<WindowActivity>>,
     /// Identities active in the window (callers and credential owners), for owners.
     identities: BTreeSet<String>,
@@ -286,8 +286,9 @@ impl Pipeline {
             window_owners: HashMap::new(),
             sids: 0..0,
         };
-        if let Some(open) = window.and_then(|start| self.windows.remove(&start)) {
-            let start = window.unwrap_or_default();
+        if let Some((start, open)) =
+            window.and_then(|start| self.windows.remove(&start).map(|open| (start, open)))
+        {
             eval.window = Some((start, open.end));
             for identity in &open.identities {
                 eval.window_owners
