@@ -58,8 +58,8 @@ pub struct Finding {
     pub sid: Option<u64>,
     /// Window rules: the window.
     pub window: Option<(Micros, Micros)>,
-    /// Where the row is in the [`Results`] of the run that produced it.
-    pub row: (u32, u32),
+    /// Where the row is: the run that produced it, and the batch and row in its [`Results`].
+    pub row: RowRef,
 }
 
 impl Finding {
@@ -67,6 +67,15 @@ impl Finding {
     pub fn due_at(&self) -> Micros {
         self.opened_at.saturating_add(i64::from(self.strict))
     }
+}
+
+/// A row of one run's [`Results`]. The run number keeps a finding from an earlier run
+/// from being rendered with another run's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRef {
+    pub run: u64,
+    pub batch: u32,
+    pub row: u32,
 }
 
 /// A finding's text: the summary and the evidence object.
@@ -79,6 +88,7 @@ pub struct Rendered {
 /// The result batches of one [`Engine::run`], kept for rendering findings.
 #[derive(Debug, Default)]
 pub struct Results {
+    run: u64,
     batches: Vec<(usize, RecordBatch)>,
 }
 
@@ -108,6 +118,8 @@ pub struct Engine {
     tables: Vec<Arc<SwapTable>>,
     rules: Vec<Rule>,
     planned: Vec<Planned>,
+    /// Runs so far; numbers each run's [`Results`].
+    runs: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -144,6 +156,7 @@ impl Engine {
             tables,
             rules,
             planned,
+            runs: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -161,7 +174,10 @@ impl Engine {
         kinds: &[RuleKind],
         mut each: impl FnMut(usize, Vec<Finding>, std::time::Duration),
     ) -> Result<Results, EngineError> {
-        let mut out = Results::default();
+        let mut out = Results {
+            run: self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            batches: Vec::new(),
+        };
         for (table, batch) in self.tables.iter().zip(batches) {
             table.set(batch);
         }
@@ -181,7 +197,11 @@ impl Engine {
                 if batch.num_rows() == 0 {
                     continue;
                 }
-                let position = out.batches.len() as u32;
+                let position = RowRef {
+                    run: out.run,
+                    batch: out.batches.len() as u32,
+                    row: 0,
+                };
                 findings_of(index, planned, &batch, position, &mut findings)?;
                 out.batches.push((index, batch));
             }
@@ -197,11 +217,16 @@ impl Engine {
     /// Renders a finding of `results`: the summary with placeholders filled and the
     /// evidence (every non-key column plus the rule's thresholds).
     pub fn render(&self, results: &Results, finding: &Finding) -> Rendered {
-        let Some((rule_index, batch)) = results.batches.get(finding.row.0 as usize) else {
+        let origin = finding.row;
+        let found = (origin.run == results.run)
+            .then(|| results.batches.get(origin.batch as usize))
+            .flatten();
+        let Some((rule_index, batch)) = found else {
+            debug_assert!(false, "finding rendered with the results of another run");
             return Rendered::default();
         };
         let (rule, planned) = (&self.rules[*rule_index], &self.planned[*rule_index]);
-        let row = finding.row.1 as usize;
+        let row = origin.row as usize;
         let mut evidence = serde_json::Map::new();
         for (name, i) in &planned.output.evidence {
             evidence.insert(name.clone(), evidence::json_value(batch.column(*i), row));
@@ -356,7 +381,7 @@ fn findings_of(
     index: usize,
     planned: &Planned,
     batch: &RecordBatch,
-    position: u32,
+    position: RowRef,
     out: &mut Vec<Finding>,
 ) -> Result<(), EngineError> {
     let out_cols = &planned.output;
@@ -406,7 +431,10 @@ fn findings_of(
             strict,
             sid,
             window,
-            row: (position, row as u32),
+            row: RowRef {
+                row: row as u32,
+                ..position
+            },
         });
     }
     Ok(())

@@ -32,9 +32,10 @@ pub struct Batch {
     pub state: StateBuilders,
     /// Activity of the windows closed in this batch.
     pub activity: WindowActivity,
-    /// Activity applied early (see `Pipeline::apply_pending_until`), finished per window.
-    early_activity: Vec<RecordBatch>,
-    early_call_scopes: Vec<RecordBatch>,
+    /// Finished activity tables: each window's early activity (see
+    /// `Pipeline::apply_pending_until`), then the batch builder's at the end.
+    finished_activity: Vec<RecordBatch>,
+    finished_call_scopes: Vec<RecordBatch>,
     early_rows: usize,
     pub evals: Vec<Eval>,
     /// Snapshot id → (identity, owner at the snapshot).
@@ -57,21 +58,25 @@ impl Batch {
         // Builders filled by `Inventory::enrich` always match their schema.
         if let (Ok(a), Ok(s)) = (early.activity.finish(), early.call_scopes.finish()) {
             self.early_rows += early.rows;
-            self.early_activity.push(a);
-            self.early_call_scopes.push(s);
+            self.finished_activity.push(a);
+            self.finished_call_scopes.push(s);
         }
     }
 
     /// All tables in `tables::all_schemas` order.
     pub fn tables(&mut self) -> Result<Vec<RecordBatch>, ArrowError> {
         let mut tables = self.state.finish()?;
-        self.early_activity.push(self.activity.activity.finish()?);
-        self.early_call_scopes
+        self.finished_activity
+            .push(self.activity.activity.finish()?);
+        self.finished_call_scopes
             .push(self.activity.call_scopes.finish()?);
-        tables.push(concat_batches(&Activity::schema(), &self.early_activity)?);
+        tables.push(concat_batches(
+            &Activity::schema(),
+            &self.finished_activity,
+        )?);
         tables.push(concat_batches(
             &CallScopes::schema(),
-            &self.early_call_scopes,
+            &self.finished_call_scopes,
         )?);
         Ok(tables)
     }
