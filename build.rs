@@ -17,12 +17,12 @@ fn main() {
         .unwrap_or_default();
     names.sort();
     let mut out = String::from("&[\n");
+    // Paths relative to the manifest directory as the crate is compiled, so a target
+    // directory shared between checkouts never points at another checkout's files.
     for name in &names {
-        let full = dir.join(name).canonicalize().expect("rule file path");
         writeln!(
             out,
-            "    ({name:?}, include_str!({:?})),",
-            full.display().to_string()
+            "    ({name:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/queries/{name}\"))),"
         )
         .expect("write to string");
     }

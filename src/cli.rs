@@ -34,6 +34,23 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The service: consume the input topics, detect, produce alerts and dead letters.
+    Run,
+    /// Publish recorded .jsonl fixtures to Kafka, each event to its type's topic.
+    Produce {
+        /// Files or directories of .jsonl events, sent in order.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Bootstrap servers (default: kafka.brokers).
+        #[arg(long, value_name = "HOST:PORT")]
+        brokers: Option<String>,
+        /// Send each event to the topic of its type (the default).
+        #[arg(long, conflicts_with = "topic")]
+        topic_from_type: bool,
+        /// Send every line to this topic instead.
+        #[arg(long, value_name = "NAME")]
+        topic: Option<String>,
+    },
     /// Run recorded .jsonl fixtures (files or directories) through the pipeline.
     Replay {
         /// Files or directories of .jsonl events, read in order.
@@ -123,11 +140,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let rules_dir = cli.rules.clone().or_else(|| config.rules_dir.clone());
     let rules = load_rules(rules_dir.as_deref())?;
     config.check_rule_params(&rules)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = match cli.command {
+        // The service serves HTTP while the pipeline evaluates: two worker threads.
+        Command::Run => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .context("starting the async runtime")?;
     match cli.command {
+        Command::Run => {
+            runtime.block_on(crate::service::run(&config, rules))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Produce {
+            paths,
+            brokers,
+            topic_from_type: _,
+            topic,
+        } => {
+            let produced =
+                crate::produce::produce(&config, brokers.as_deref(), &paths, topic.as_deref())?;
+            for (topic, n) in &produced.per_topic {
+                eprintln!("{n:>9} records to {topic}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             paths,
             as_of,

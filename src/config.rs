@@ -65,6 +65,12 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Consumer group id.
     pub group_id: String,
+    /// Partitions of each topic the embedded broker creates.
+    pub embedded_partitions: i32,
+    /// librdkafka properties passed to every client as they are (`security.protocol`,
+    /// `sasl.*`, `ssl.*`, …), e.g. `[kafka.properties]` `"security.protocol" = "SASL_SSL"`.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
 }
 
 /// Topic names.
@@ -104,6 +110,30 @@ pub struct TimeConfig {
     pub window: Duration,
     /// Watermark lag behind the largest event time.
     pub allowed_lateness: Duration,
+    /// `off`, or how long all input must be idle (wall clock) before event time follows
+    /// the wall clock (see README, "Time without traffic").
+    pub idle_advance: IdleAdvance,
+}
+
+/// The idle-advance policy: `off`, or the idle wall-clock time after which it applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleAdvance(pub Option<std::time::Duration>);
+
+impl<'de> Deserialize<'de> for IdleAdvance {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "off" {
+            return Ok(IdleAdvance(None));
+        }
+        match parse_duration(&text) {
+            Some(us) if us > 0 => Ok(IdleAdvance(Some(std::time::Duration::from_micros(
+                us as u64,
+            )))),
+            _ => Err(serde::de::Error::custom(format!(
+                "`{text}` is neither `off` nor a positive duration (e.g. 1m)"
+            ))),
+        }
+    }
 }
 
 /// Input limits.
@@ -214,6 +244,14 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.time.window.0 <= 0 {
             return Err(ConfigError("`time.window` must be positive".into()));
+        }
+        if self.kafka.embedded_partitions < 1 {
+            return Err(ConfigError(
+                "`kafka.embedded_partitions` must be at least 1".into(),
+            ));
+        }
+        if self.checkpoint.interval.0 <= 0 {
+            return Err(ConfigError("`checkpoint.interval` must be positive".into()));
         }
         if self.input.batch_rows == 0 {
             return Err(ConfigError("`input.batch_rows` must be positive".into()));

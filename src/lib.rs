@@ -11,13 +11,17 @@
 //!   DataFusion over swappable Arrow tables, re-executed per evaluation batch.
 //! - [`alert`]: the alert lifecycle (open / resolve / dedup, deterministic ids) and the
 //!   JSON and OCSF formats.
-//! - [`pipeline`]: the shared pipeline tying the stages together; `replay` (and the Kafka
-//!   service) only add edges.
+//! - [`pipeline`]: the shared pipeline tying the stages together, and its checkpointable
+//!   state; `replay` and `service` only add edges.
 //! - [`replay`]: the file source and sinks of `nhi-drift replay`.
+//! - [`service`]: `nhi-drift run` — Kafka consumer thread, producer, checkpoints,
+//!   embedded broker, `/healthz` `/readyz` `/metrics`.
+//! - [`produce`]: `nhi-drift produce` — fixtures to their topics.
 //! - [`fixtures`]: rule fixtures (`tests/fixtures/rules/<RULE-ID>/<case>/`) for
 //!   `rules test` and the test suite.
 //! - [`generate`]: the deterministic synthetic event stream of `nhi-drift generate`.
 //! - [`config`]: configuration loading.
+//! - `pairs`: serde helper writing maps with non-string keys as `[key, value]` lists.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
 pub mod alert;
@@ -29,5 +33,8 @@ pub mod event;
 pub mod fixtures;
 pub mod generate;
 pub mod inventory;
+mod pairs;
 pub mod pipeline;
+pub mod produce;
 pub mod replay;
+pub mod service;

@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Alert, Owner, Status, alert_id};
 use crate::engine::rule::Rule;
 use crate::engine::{Finding, Rendered};
@@ -44,21 +46,55 @@ pub struct Evaluation<'a> {
     pub run_state: bool,
 }
 
-/// What the lifecycle keeps between evaluations.
-#[derive(Debug, Default)]
+/// What the lifecycle keeps between evaluations (and in checkpoints: everything but the
+/// per-batch queues, which are empty between batches).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Lifecycle {
+    #[serde(skip)]
     dedup_period: Micros,
     candidates: HashMap<String, Vec<Finding>>,
     owners: HashMap<String, Owner>,
     /// Open state alerts per identity, with the text they were opened with.
+    #[serde(with = "open_pairs")]
     open: HashMap<String, BTreeMap<LocalKey, (Finding, Rendered)>>,
+    #[serde(skip)]
     due: BTreeSet<DueEntry>,
     /// The last *now* of the current batch: only candidates due by then are queued.
+    #[serde(skip)]
     horizon: Micros,
     /// Identities snapshotted in the current batch, for their wake-ups.
+    #[serde(skip)]
     touched: BTreeSet<String>,
     /// Window findings: (rule, identity, key) → (opened_at of the last alert, suppressed since).
+    #[serde(with = "crate::pairs")]
     windows: HashMap<WindowKey, (Micros, u64)>,
+}
+
+/// The open alerts as `[identity, [[key, [finding, text]], …]]` lists.
+mod open_pairs {
+    use std::collections::{BTreeMap, HashMap};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::LocalKey;
+    use crate::engine::{Finding, Rendered};
+
+    type Open = HashMap<String, BTreeMap<LocalKey, (Finding, Rendered)>>;
+
+    pub fn serialize<S: Serializer>(open: &Open, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            open.iter()
+                .map(|(identity, alerts)| (identity, alerts.iter().collect::<Vec<_>>())),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Open, D::Error> {
+        type Entry = (String, Vec<(LocalKey, (Finding, Rendered))>);
+        Ok(Vec::<Entry>::deserialize(deserializer)?
+            .into_iter()
+            .map(|(identity, alerts)| (identity, alerts.into_iter().collect()))
+            .collect())
+    }
 }
 
 impl Lifecycle {
@@ -68,6 +104,36 @@ impl Lifecycle {
             dedup_period,
             ..Default::default()
         }
+    }
+
+    /// Sets the dedup period (after restoring a checkpoint, from config).
+    pub fn set_dedup_period(&mut self, dedup_period: Micros) {
+        self.dedup_period = dedup_period;
+    }
+
+    /// Renumbers rule indices after the rule set changed: `map[old]` is the new index, or
+    /// `None` for a rule that is gone (its candidates, open alerts and dedup state go too).
+    pub fn remap_rules(&mut self, map: &[Option<usize>]) {
+        let new = |rule: usize| map.get(rule).copied().flatten();
+        for list in self.candidates.values_mut() {
+            list.retain_mut(|f| new(f.rule).map(|r| f.rule = r).is_some());
+        }
+        self.candidates.retain(|_, list| !list.is_empty());
+        for alerts in self.open.values_mut() {
+            *alerts = std::mem::take(alerts)
+                .into_iter()
+                .filter_map(|((rule, key), (mut f, text))| {
+                    let r = new(rule)?;
+                    f.rule = r;
+                    Some(((r, key), (f, text)))
+                })
+                .collect();
+        }
+        self.open.retain(|_, alerts| !alerts.is_empty());
+        self.windows = std::mem::take(&mut self.windows)
+            .into_iter()
+            .filter_map(|((rule, identity, key), v)| Some(((new(rule)?, identity, key), v)))
+            .collect();
     }
 
     /// Open state alerts per rule index.

@@ -3,6 +3,7 @@
 pub mod format;
 pub mod lifecycle;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -30,7 +31,7 @@ impl Status {
 }
 
 /// The owners of the identity as known when the alert was emitted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     pub business_owner: Option<String>,
     pub technical_custodian: Option<String>,

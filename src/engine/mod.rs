@@ -44,7 +44,7 @@ pub enum EngineError {
 /// One row a rule returned: a finding candidate. Its summary and evidence are rendered
 /// only when it becomes an alert ([`Engine::render`]), since most state candidates are
 /// replaced before they are ever due.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     /// Index of the rule in [`Engine::rules`].
     pub rule: usize,
@@ -71,7 +71,7 @@ impl Finding {
 
 /// A row of one run's [`Results`]. The run number keeps a finding from an earlier run
 /// from being rendered with another run's rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RowRef {
     pub run: u64,
     pub batch: u32,
@@ -79,7 +79,7 @@ pub struct RowRef {
 }
 
 /// A finding's text: the summary and the evidence object.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Rendered {
     pub summary: String,
     pub evidence: serde_json::Map<String, serde_json::Value>,
@@ -163,6 +163,17 @@ impl Engine {
     /// The loaded rules, in evaluation order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Runs so far (kept in checkpoints so run numbers never repeat after a restart).
+    pub fn runs(&self) -> u64 {
+        self.runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Continues numbering runs after `runs` (restoring a checkpoint).
+    pub fn continue_runs_after(&self, runs: u64) {
+        self.runs
+            .fetch_max(runs, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runs the rules of the given kinds over `batches` (one per table, in

@@ -7,11 +7,13 @@ pub mod decode;
 mod loose;
 pub mod time;
 
+use serde::{Deserialize, Serialize};
+
 pub use decode::{DeadLetter, Decoder, Reason, Reject};
 pub use time::Micros;
 
 /// Every event type the contract knows, with its wire name and topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EventType {
     IdentityRegistered,
     OwnerAssigned,
@@ -109,7 +111,7 @@ impl EventType {
 macro_rules! closed_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum $name { $($variant),+ }
 
         impl $name {
@@ -183,7 +185,7 @@ closed_enum!(
 );
 
 /// One accepted event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Unique event id; duplicates are ignored.
     pub id: String,
@@ -205,7 +207,7 @@ impl Event {
 }
 
 /// Type-specific fields of an event (contract §1.2–§1.4).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Body {
     Registered {
         kind: Option<IdentityKind>,
@@ -292,7 +294,7 @@ impl Body {
 }
 
 /// A `credential.used` event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Use {
     pub credential: String,
     pub workload: Option<String>,
@@ -301,7 +303,7 @@ pub struct Use {
 }
 
 /// A `tool.called` event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
     pub tool: String,
     pub credential: Option<String>,

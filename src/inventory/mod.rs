@@ -13,17 +13,19 @@ pub mod snapshot;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::{CredentialKind, IdentityKind, Micros, Tier};
 
 /// An owner role held by a principal since a time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
     pub principal: String,
     pub since: Micros,
 }
 
 /// A scope granted on the target platform.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     pub granted_at: Micros,
     /// When the scope last became outside the approved baseline; `None` while inside.
@@ -31,7 +33,7 @@ pub struct Grant {
 }
 
 /// Everything known about one identity.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdentityState {
     pub kind: Option<IdentityKind>,
     pub tier: Tier,
@@ -109,7 +111,7 @@ impl CredentialStatus {
 }
 
 /// Everything known about one credential.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CredentialState {
     /// The identity that owns it.
     pub identity: String,
@@ -149,7 +151,7 @@ impl CredentialState {
 }
 
 /// The whole inventory.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inventory {
     pub(crate) identities: HashMap<String, IdentityState>,
     pub(crate) credentials: HashMap<String, CredentialState>,
@@ -160,6 +162,7 @@ pub struct Inventory {
     /// Vendor → identities linked to it.
     pub(crate) by_vendor: HashMap<String, BTreeSet<String>>,
     /// (identity, task) → completion time.
+    #[serde(with = "crate::pairs")]
     pub(crate) tasks_completed: HashMap<(String, String), Micros>,
     /// Scheduled credential expiries: (time, identity).
     expiries: BinaryHeap<Reverse<(Micros, String)>>,

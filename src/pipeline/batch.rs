@@ -63,6 +63,13 @@ impl Batch {
         }
     }
 
+    /// Adds early activity already finished into tables.
+    pub fn add_finished(&mut self, activity: RecordBatch, call_scopes: RecordBatch, rows: usize) {
+        self.early_rows += rows;
+        self.finished_activity.push(activity);
+        self.finished_call_scopes.push(call_scopes);
+    }
+
     /// All tables in `tables::all_schemas` order.
     pub fn tables(&mut self) -> Result<Vec<RecordBatch>, ArrowError> {
         let mut tables = self.state.finish()?;

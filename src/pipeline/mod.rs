@@ -7,6 +7,7 @@
 //! later runs the rules once over the whole batch. Batching changes cost, not results.
 
 pub mod batch;
+pub mod state;
 pub mod stats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -25,6 +26,15 @@ use crate::inventory::Inventory;
 use crate::inventory::enrich::WindowActivity;
 use batch::{Batch, Eval};
 pub use stats::Stats;
+
+/// Where an event came from: its input stream (a Kafka partition; a replay has one) and
+/// its place in a total order of the input, which breaks ties between equal event times
+/// (replay: arrival order; Kafka: topic, partition, offset — independent of interleaving).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub stream: u32,
+    pub order: u64,
+}
 
 /// Settings of the pipeline (from config).
 #[derive(Debug, Clone)]
@@ -86,6 +96,13 @@ struct OpenWindow {
     /// Activity rows of this window applied before the window began closing (events at
     /// exactly the previous window's end, applied with that window); created on demand.
     early: Option<Box<WindowActivity>>,
+    /// Early activity already finished into tables (activity, call scopes, rows), when a
+    /// checkpoint was taken or restored while the window was open.
+    early_done: Vec<(
+        arrow::record_batch::RecordBatch,
+        arrow::record_batch::RecordBatch,
+        usize,
+    )>,
     /// Identities active in the window (callers and credential owners), for owners.
     identities: BTreeSet<String>,
 }
@@ -176,28 +193,41 @@ impl Pipeline {
         }
     }
 
-    /// Counts a record rejected before decoding (e.g. an oversized line read in part).
+    /// Counts a record rejected before or outside [`Pipeline::push_record`] (e.g. an
+    /// oversized line read in part, or a record decoded on another thread).
     pub fn count_rejected(&mut self, reason: crate::event::Reason) {
         self.stats.read += 1;
         *self.stats.rejected.entry(reason).or_default() += 1;
     }
 
-    /// Pushes one decoded event.
+    /// Pushes one decoded event of the replay's single stream, in arrival order.
     pub fn push_event(&mut self, event: Event) {
+        let order = self.seq + 1;
+        self.push_event_at(event, Position { stream: 0, order });
+    }
+
+    /// Pushes an event decoded elsewhere (counted as read) from `position`.
+    pub fn push_decoded(&mut self, event: Event, position: Position) {
+        self.stats.read += 1;
+        self.push_event_at(event, position);
+    }
+
+    /// Pushes one decoded event from `position`.
+    fn push_event_at(&mut self, event: Event, position: Position) {
         if !self.seen.insert(xxh3_128(event.id.as_bytes())) {
             self.stats.duplicates += 1;
             return;
         }
         *self.stats.accepted.entry(event.event_type()).or_default() += 1;
         let t = event.time;
-        if self.clock.is_late(t) {
+        if self.clock.is_late(t, position.stream) {
             // Late events are earlier than everything pending, so applying them now keeps
             // the inventory in time order; they join no window.
             self.stats.late += 1;
             self.inventory.apply(&event);
             return;
         }
-        self.seq += 1;
+        self.seq = self.seq.max(position.order);
         let (start, end) = self.clock.window_of(t);
         self.windows
             .entry(start)
@@ -205,12 +235,48 @@ impl Pipeline {
                 end,
                 events: 0,
                 early: None,
+                early_done: Vec::new(),
                 identities: BTreeSet::new(),
             })
             .events += 1;
-        self.pending.insert((t, self.seq), event);
-        self.clock.observe(t);
+        self.pending.insert((t, position.order), event);
+        self.clock.observe(t, position.stream);
         self.close_ready_windows();
+    }
+
+    /// Announces input streams with records to deliver (see [`Clock::register`]).
+    pub fn register_streams(&mut self, streams: &[u32]) {
+        for &stream in streams {
+            self.clock.register(stream);
+        }
+    }
+
+    /// Forgets input streams this instance no longer reads.
+    pub fn forget_streams(&mut self, streams: &[u32]) {
+        for &stream in streams {
+            self.clock.forget(stream);
+        }
+        self.close_ready_windows();
+    }
+
+    /// Marks an input stream as caught up (nothing more to read for now) or not; a stream
+    /// that is behind holds the watermark back (see [`crate::clock`]).
+    pub fn set_caught_up(&mut self, stream: u32, caught_up: bool) {
+        self.clock.set_caught_up(stream, caught_up);
+        self.close_ready_windows();
+    }
+
+    /// The idle-advance policy: moves event time to `t` without an event, closes the
+    /// windows the watermark passes and evaluates state at the new watermark.
+    pub fn advance_idle(&mut self, t: Micros) {
+        self.clock.advance(t);
+        self.close_ready_windows();
+        if let Some(watermark) = self.clock.watermark()
+            && self.last_eval.is_none_or(|last| watermark > last)
+        {
+            self.apply_pending_until(watermark, Micros::MIN);
+            self.record_eval(watermark, None, true);
+        }
     }
 
     /// Whether enough work waits that [`Pipeline::flush`] should run now.
@@ -293,6 +359,9 @@ impl Pipeline {
             for identity in &open.identities {
                 eval.window_owners
                     .insert(identity.clone(), owner_of(&self.inventory, identity));
+            }
+            for (activity, call_scopes, rows) in open.early_done {
+                self.batch.add_finished(activity, call_scopes, rows);
             }
             if let Some(early) = open.early {
                 self.batch.add_early(*early);

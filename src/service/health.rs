@@ -1,0 +1,114 @@
+//! What `/healthz` and `/readyz` report: shared, lock-light service status.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a broker error keeps the service unready unless something succeeds after it.
+const ERROR_HOLD: Duration = Duration::from_secs(30);
+
+/// Service status shared between the poll thread, the pipeline task and HTTP.
+#[derive(Debug)]
+pub struct Health {
+    /// Set on shutdown: the poll thread stops polling.
+    pub stopping: AtomicBool,
+    /// Records consumed so far.
+    pub consumed: AtomicU64,
+    assigned: AtomicUsize,
+    restored: AtomicBool,
+    idle: AtomicBool,
+    /// The latest broker or delivery problem, and the latest success after any problem.
+    problem: Mutex<(Option<(Instant, String)>, Instant)>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            stopping: AtomicBool::new(false),
+            consumed: AtomicU64::new(0),
+            assigned: AtomicUsize::new(0),
+            restored: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
+            problem: Mutex::new((None, Instant::now())),
+        }
+    }
+}
+
+impl Health {
+    /// Partitions currently assigned.
+    pub fn set_assigned(&self, n: usize) {
+        self.assigned.store(n, Ordering::Relaxed);
+    }
+
+    /// State was restored (or there was nothing to restore).
+    pub fn set_restored(&self) {
+        self.restored.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the last poll found nothing to read.
+    pub fn set_idle(&self, idle: bool) {
+        self.idle.store(idle, Ordering::Relaxed);
+        if !idle {
+            self.ok();
+        }
+    }
+
+    /// Whether the last poll found nothing to read.
+    pub fn is_idle(&self) -> bool {
+        self.idle.load(Ordering::Relaxed)
+    }
+
+    /// A broker or delivery problem.
+    pub fn broker_error(&self, what: &str) {
+        if let Ok(mut p) = self.problem.lock() {
+            p.0 = Some((Instant::now(), what.chars().take(300).collect()));
+        }
+    }
+
+    /// Something reached the broker and came back.
+    pub fn ok(&self) {
+        if let Ok(mut p) = self.problem.lock() {
+            p.1 = Instant::now();
+        }
+    }
+
+    /// `None` when ready, else why not.
+    pub fn not_ready(&self) -> Option<String> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Some("shutting down".into());
+        }
+        if !self.restored.load(Ordering::Relaxed) {
+            return Some("restoring state".into());
+        }
+        if self.assigned.load(Ordering::Relaxed) == 0 {
+            return Some("no partitions assigned".into());
+        }
+        let p = self.problem.lock().ok()?;
+        match &p.0 {
+            Some((at, what)) if *at >= p.1 && at.elapsed() < ERROR_HOLD => {
+                Some(format!("broker: {what}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_needs_state_partitions_and_a_healthy_broker() {
+        let h = Health::default();
+        assert_eq!(h.not_ready().as_deref(), Some("restoring state"));
+        h.set_restored();
+        assert_eq!(h.not_ready().as_deref(), Some("no partitions assigned"));
+        h.set_assigned(3);
+        assert_eq!(h.not_ready(), None);
+        h.broker_error("all brokers down");
+        assert_eq!(h.not_ready().as_deref(), Some("broker: all brokers down"));
+        std::thread::sleep(Duration::from_millis(2));
+        h.ok();
+        assert_eq!(h.not_ready(), None);
+    }
+}

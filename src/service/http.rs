@@ -1,0 +1,87 @@
+//! The HTTP endpoint: `/healthz` (the process is alive), `/readyz` (partitions assigned,
+//! state restored, broker reachable) and `/metrics`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::health::Health;
+
+/// Renders the Prometheus text exposition.
+pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Binds `listen` and serves until the runtime stops; returns the bound address.
+pub async fn serve(
+    listen: &str,
+    health: Arc<Health>,
+    metrics: MetricsFn,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let health = Arc::clone(&health);
+            let metrics = Arc::clone(&metrics);
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let health = Arc::clone(&health);
+                    let metrics = Arc::clone(&metrics);
+                    async move { Ok::<_, Infallible>(respond(&req, &health, &metrics)) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+fn respond(req: &Request<Incoming>, health: &Health, metrics: &MetricsFn) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: String, content_type: &str| {
+        Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default()
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET only\n".into(),
+            "text/plain",
+        );
+    }
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
+        "/readyz" => match health.not_ready() {
+            None => text(StatusCode::OK, "ready\n".into(), "text/plain"),
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+                "text/plain",
+            ),
+        },
+        "/metrics" => text(
+            StatusCode::OK,
+            metrics(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /healthz or /readyz\n".into(),
+            "text/plain",
+        ),
+    }
+}

@@ -1,0 +1,358 @@
+//! `nhi-drift run`: the pipeline between Kafka topics.
+//!
+//! A poll thread ([`source`]) consumes the three input topics and decodes each record
+//! once; the pipeline task pushes the records through the shared [`Pipeline`], sends
+//! alerts and dead letters through the idempotent producer ([`sink`]), and every
+//! `checkpoint.interval` — and on shutdown — waits for the broker to acknowledge them,
+//! writes the pipeline state with the next offset of every partition ([`checkpoint`]) and
+//! only then commits those offsets. A restart restores the state and seeks each partition
+//! to its checkpointed offset, so the records after it are read again and produce the same
+//! alert ids (at-least-once in, idempotent out).
+
+pub mod checkpoint;
+pub mod health;
+pub mod http;
+pub mod kafka;
+pub mod sink;
+pub mod source;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use tokio::sync::mpsc;
+
+use crate::alert::format::AlertFormat;
+use crate::config::Config;
+use crate::engine::rule::Rule;
+use crate::event::Micros;
+use crate::pipeline::state::RestoreError;
+use crate::pipeline::{Options, Pipeline, PipelineError};
+use checkpoint::{Checkpoint, CheckpointError};
+use health::Health;
+use kafka::{EMBEDDED, EmbeddedBroker, TopicNames, client_config};
+use sink::Sink;
+use source::{Context, Input, Record, Source};
+
+/// Longest wait between a window closing and its alerts being sent, when input keeps
+/// arriving (evaluations are batched while records queue up).
+const MAX_FLUSH_DELAY: Duration = Duration::from_millis(250);
+
+/// What stops the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error("restoring {path}: {source}")]
+    Restore { path: String, source: RestoreError },
+    #[error("http: cannot listen on {listen}: {source}")]
+    Http {
+        listen: String,
+        source: std::io::Error,
+    },
+    #[error("checkpoint state: {0}")]
+    State(#[from] arrow::error::ArrowError),
+}
+
+/// Runs the service until SIGINT or SIGTERM.
+pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> {
+    let health = Arc::new(Health::default());
+    let topics = TopicNames::from_config(config);
+
+    let embedded;
+    let brokers = if config.kafka.brokers == EMBEDDED {
+        embedded = EmbeddedBroker::start(&topics.all(), config.kafka.embedded_partitions)?;
+        let addr = embedded.bootstrap_servers();
+        tracing::info!(
+            bootstrap = %addr,
+            "embedded Kafka-protocol broker started; publish events with: \
+             nhi-drift produce --brokers {addr} examples/scenario.jsonl"
+        );
+        addr
+    } else {
+        config.kafka.brokers.clone()
+    };
+
+    let metrics_health = Arc::clone(&health);
+    let addr = http::serve(
+        &config.http.listen,
+        Arc::clone(&health),
+        Arc::new(move || {
+            format!(
+                "# HELP nhi_drift_records_consumed_total Records read from the input topics.\n\
+                 # TYPE nhi_drift_records_consumed_total counter\n\
+                 nhi_drift_records_consumed_total {}\n",
+                metrics_health.consumed.load(Ordering::Relaxed)
+            )
+        }),
+    )
+    .await
+    .map_err(|source| ServiceError::Http {
+        listen: config.http.listen.clone(),
+        source,
+    })?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+
+    let mut pipeline =
+        Pipeline::new(Options::from_config(config), rules, &config.rule_params).await?;
+    let dir = config.checkpoint.dir.clone();
+    let mut offsets = BTreeMap::new();
+    match checkpoint::load(&dir)? {
+        Some(saved) => {
+            pipeline
+                .restore(saved.pipeline)
+                .map_err(|source| ServiceError::Restore {
+                    path: checkpoint::path_in(&dir).display().to_string(),
+                    source,
+                })?;
+            tracing::info!(
+                path = %checkpoint::path_in(&dir).display(),
+                partitions = saved.offsets.len(),
+                watermark = ?pipeline.watermark().map(crate::event::time::format_rfc3339),
+                "state restored from checkpoint"
+            );
+            offsets = saved.offsets;
+        }
+        None => tracing::info!(dir = %dir.display(), "no checkpoint; starting from empty state"),
+    }
+    health.set_restored();
+
+    let base = client_config(&brokers, &config.kafka.properties);
+    let mut consumer_config = client_config(&brokers, &BTreeMap::new());
+    consumer_config
+        // A restarted instance waits for its killed predecessor's session to expire
+        // before partitions are assigned again: 10 s rather than librdkafka's 45 s.
+        .set("session.timeout.ms", "10000")
+        .set("group.id", &config.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    // Explicit properties win over the defaults above.
+    for (key, value) in &config.kafka.properties {
+        consumer_config.set(key, value);
+    }
+    let consumer: BaseConsumer<Context> = consumer_config.create_with_context(Context {
+        health: Arc::clone(&health),
+        start_offsets: offsets.clone(),
+        assignment: std::sync::Mutex::new(None),
+    })?;
+    let inputs: Vec<&str> = topics.inputs.iter().map(String::as_str).collect();
+    consumer.subscribe(&inputs)?;
+    let consumer = Arc::new(consumer);
+    let mut sink = Sink::new(base, Arc::clone(&health))?;
+
+    let (tx, rx) = mpsc::channel(source::CHANNEL_CHUNKS);
+    let mut source = Source::start(
+        Arc::clone(&consumer),
+        topics.clone(),
+        config.input.max_event_bytes,
+        Arc::clone(&health),
+        tx,
+    );
+    tracing::info!(group = %config.kafka.group_id, topics = %inputs.join(","), "consuming");
+
+    let mut service = Service {
+        pipeline,
+        sink,
+        offsets,
+        consumer: Arc::clone(&consumer),
+        format: config.alerts.format,
+        alerts_topic: Arc::from(topics.alerts.as_str()),
+        deadletter_topic: Arc::from(topics.deadletter.as_str()),
+        input_topics: topics.inputs.clone(),
+        dir,
+        dirty: false,
+    };
+    let result = service.main_loop(rx, config, &health).await;
+    health.stopping.store(true, Ordering::Relaxed);
+    source.join();
+    if let Err(error) = &result {
+        tracing::error!(%error, "stopping after an error; the last checkpoint stands");
+        return result;
+    }
+    service.checkpoint().await?;
+    sink = service.sink;
+    sink.flush(kafka::SHUTDOWN_TIMEOUT);
+    consumer.unsubscribe();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The pipeline task's state.
+struct Service {
+    pipeline: Pipeline,
+    sink: Sink,
+    /// Next offset per input (topic, partition), for records pushed into the pipeline.
+    offsets: BTreeMap<(String, i32), i64>,
+    consumer: Arc<BaseConsumer<Context>>,
+    format: AlertFormat,
+    alerts_topic: Arc<str>,
+    deadletter_topic: Arc<str>,
+    input_topics: [String; 3],
+    dir: std::path::PathBuf,
+    /// Whether anything changed since the last checkpoint.
+    dirty: bool,
+}
+
+impl Service {
+    async fn main_loop(
+        &mut self,
+        mut rx: mpsc::Receiver<Input>,
+        config: &Config,
+        health: &Health,
+    ) -> Result<(), ServiceError> {
+        let mut terminate = tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        )
+        .map_err(|source| ServiceError::Http {
+            listen: "SIGTERM handler".into(),
+            source,
+        })?;
+        let interval = Duration::from_micros(config.checkpoint.interval.0 as u64);
+        let mut checkpoint_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut last_flush = Instant::now();
+        let mut last_input = Instant::now();
+        let idle_advance = config.time.idle_advance.0;
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                biased;
+                _ = tokio::signal::ctrl_c(), if !stopping => {
+                    tracing::info!("SIGINT: finishing the batch, then checkpointing");
+                    stopping = true;
+                    health.stopping.store(true, Ordering::Relaxed);
+                }
+                _ = terminate.recv(), if !stopping => {
+                    tracing::info!("SIGTERM: finishing the batch, then checkpointing");
+                    stopping = true;
+                    health.stopping.store(true, Ordering::Relaxed);
+                }
+                input = rx.recv() => match input {
+                    // The poll thread ended: after a stop, everything it read was pushed.
+                    None => return Ok(()),
+                    Some(Input::Records(records)) => {
+                        last_input = Instant::now();
+                        for record in records {
+                            self.push(record).await;
+                        }
+                    }
+                    Some(Input::Assigned(streams)) => {
+                        self.pipeline.register_streams(&streams);
+                    }
+                    Some(Input::Revoked(streams)) => {
+                        self.pipeline.forget_streams(&streams);
+                        self.dirty = true;
+                    }
+                    Some(Input::CaughtUp(stream)) => {
+                        self.pipeline.set_caught_up(stream, true);
+                        self.dirty = true;
+                    }
+                },
+                _ = checkpoint_tick.tick() => {
+                    if self.dirty {
+                        self.checkpoint().await?;
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Some(after) = idle_advance
+                        && health.is_idle()
+                        && last_input.elapsed() >= after
+                    {
+                        self.pipeline.advance_idle(wall_clock_micros());
+                        self.dirty = true;
+                    }
+                }
+            }
+            let due = self.pipeline.should_flush()
+                || (self.pipeline.has_pending_evaluations()
+                    && (rx.is_empty() || last_flush.elapsed() >= MAX_FLUSH_DELAY));
+            if due {
+                self.flush().await?;
+                last_flush = Instant::now();
+            }
+        }
+    }
+
+    /// Pushes one record; a rejected one goes to the dead-letter topic.
+    async fn push(&mut self, record: Record) {
+        let Record {
+            topic,
+            partition,
+            offset,
+            position,
+            decoded,
+            key,
+            caught_up,
+        } = record;
+        self.offsets
+            .insert((self.input_topics[topic].clone(), partition), offset + 1);
+        self.dirty = true;
+        match decoded {
+            Ok(event) => self.pipeline.push_decoded(event, position),
+            Err(dead) => {
+                self.pipeline.count_rejected(dead.reject.reason);
+                let payload = serde_json::to_vec(&dead.to_json()).unwrap_or_default();
+                let topic = Arc::clone(&self.deadletter_topic);
+                self.sink.send(&topic, key.as_deref(), payload).await;
+            }
+        }
+        if caught_up {
+            self.pipeline.set_caught_up(position.stream, true);
+        }
+    }
+
+    /// Runs waiting evaluations and queues their alerts.
+    async fn flush(&mut self) -> Result<(), ServiceError> {
+        let alerts = self.pipeline.flush().await?;
+        let topic = Arc::clone(&self.alerts_topic);
+        for alert in alerts {
+            let payload = serde_json::to_vec(&self.format.render(&alert)).unwrap_or_default();
+            self.sink
+                .send(&topic, Some(alert.identity.as_bytes()), payload)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Flush, wait for the broker to acknowledge everything sent, write the checkpoint,
+    /// then commit the offsets it holds.
+    async fn checkpoint(&mut self) -> Result<(), ServiceError> {
+        let started = Instant::now();
+        self.flush().await?;
+        self.sink.settle().await;
+        let state = self.pipeline.state()?;
+        let saved = Checkpoint {
+            offsets: self.offsets.clone(),
+            pipeline: state,
+        };
+        let bytes = checkpoint::save(&self.dir, &saved)?;
+        if let Err(error) = source::commit(&self.consumer, &self.offsets) {
+            // The checkpoint holds the offsets; the group's copy catches up next time.
+            tracing::warn!(%error, "committing offsets");
+        }
+        self.dirty = false;
+        tracing::debug!(
+            bytes,
+            millis = started.elapsed().as_millis() as u64,
+            partitions = self.offsets.len(),
+            "checkpoint written"
+        );
+        Ok(())
+    }
+}
+
+fn wall_clock_micros() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as Micros)
+}

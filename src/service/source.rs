@@ -1,0 +1,367 @@
+//! The consumer: one thread polls librdkafka, decodes each record once, and hands chunks
+//! to the pipeline task over a bounded channel — so evaluation never stalls polling, and a
+//! slow pipeline slows polling down (backpressure) instead of buffering without bound.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Statistics};
+use tokio::sync::mpsc;
+
+use super::health::Health;
+use super::kafka::{TopicNames, position, stream_of};
+use crate::event::decode::Origin;
+use crate::event::{DeadLetter, Decoder, Event};
+use crate::pipeline::Position;
+
+/// Records per chunk handed to the pipeline.
+const CHUNK: usize = 1024;
+/// Chunks waiting for the pipeline before polling pauses.
+pub const CHANNEL_CHUNKS: usize = 64;
+
+/// One consumed record, decoded.
+#[derive(Debug)]
+pub struct Record {
+    pub topic: usize,
+    pub partition: i32,
+    pub offset: i64,
+    pub position: Position,
+    pub decoded: Result<Event, DeadLetter>,
+    /// The record's identity key, for the dead-letter record.
+    pub key: Option<Vec<u8>>,
+    /// Whether this was the last record of its partition for now.
+    pub caught_up: bool,
+}
+
+/// What the poll thread sends.
+#[derive(Debug)]
+pub enum Input {
+    Records(Vec<Record>),
+    /// Newly assigned partitions (streams) that have records to deliver.
+    Assigned(Vec<u32>),
+    /// Partitions no longer assigned.
+    Revoked(Vec<u32>),
+    /// A partition that was behind has nothing more to read for now.
+    CaughtUp(u32),
+}
+
+/// Consumer callbacks: seek assigned partitions to the checkpointed offsets, and keep
+/// health up to date.
+pub struct Context {
+    pub health: Arc<Health>,
+    /// Next offset per (topic, partition), from the restored checkpoint.
+    pub start_offsets: BTreeMap<(String, i32), i64>,
+    /// The partitions assigned by the latest rebalance, until the poll loop takes them.
+    pub assignment: std::sync::Mutex<Option<Vec<(String, i32)>>>,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, _: Statistics) {}
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka client error");
+        self.health.broker_error(&format!("{error}: {reason}"));
+    }
+}
+
+impl Context {
+    fn set_assignment(&self, partitions: Vec<(String, i32)>) {
+        if let Ok(mut a) = self.assignment.lock() {
+            *a = Some(partitions);
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let keys: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                for key in keys {
+                    if let Some(&next) = self.start_offsets.get(&key) {
+                        let _ = tpl.set_partition_offset(&key.0, key.1, Offset::Offset(next));
+                    }
+                }
+                let list: Vec<String> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}/{}@{:?}", e.topic(), e.partition(), e.offset()))
+                    .collect();
+                tracing::info!(partitions = %list.join(" "), "partitions assigned");
+                match consumer.assign(tpl) {
+                    Ok(()) => {
+                        self.health.set_assigned(tpl.count());
+                        self.set_assignment(
+                            tpl.elements()
+                                .iter()
+                                .map(|e| (e.topic().to_owned(), e.partition()))
+                                .collect(),
+                        );
+                    }
+                    Err(error) => tracing::error!(%error, "assigning partitions"),
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!(partitions = tpl.count(), "partitions revoked");
+                self.health.set_assigned(0);
+                self.set_assignment(Vec::new());
+                if let Err(error) = consumer.unassign() {
+                    tracing::error!(%error, "unassigning partitions");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error");
+                let _ = consumer.unassign();
+                self.health.set_assigned(0);
+                self.set_assignment(Vec::new());
+            }
+        }
+    }
+
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {}
+}
+
+/// The poll thread.
+pub struct Source {
+    pub consumer: Arc<BaseConsumer<Context>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Source {
+    /// Starts polling `consumer` (already subscribed) on its own thread.
+    pub fn start(
+        consumer: Arc<BaseConsumer<Context>>,
+        topics: TopicNames,
+        max_event_bytes: usize,
+        health: Arc<Health>,
+        tx: mpsc::Sender<Input>,
+    ) -> Self {
+        let poller = Arc::clone(&consumer);
+        let thread = std::thread::Builder::new()
+            .name("nhi-drift-poll".into())
+            .spawn(move || poll_loop(&poller, &topics, max_event_bytes, &health, &tx))
+            .expect("spawning the poll thread");
+        Source {
+            consumer,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for the poll thread to end (after `health.stop()` or the channel closing).
+    pub fn join(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the poll thread knows of one assigned partition.
+#[derive(Debug)]
+struct Partition {
+    topic: usize,
+    partition: i32,
+    /// Next offset to read, once known (a record was read, or a checkpoint says).
+    next: Option<i64>,
+    caught_up: bool,
+}
+
+/// How often partitions that are behind are checked for having caught up.
+const CATCH_UP_CHECK: Duration = Duration::from_millis(100);
+
+fn poll_loop(
+    consumer: &BaseConsumer<Context>,
+    topics: &TopicNames,
+    max_event_bytes: usize,
+    health: &Health,
+    tx: &mpsc::Sender<Input>,
+) {
+    let decoder = Decoder::new(max_event_bytes);
+    let topic_names: Vec<CString> = topics
+        .inputs
+        .iter()
+        .map(|t| CString::new(t.as_str()).unwrap_or_default())
+        .collect();
+    let mut partitions: BTreeMap<u32, Partition> = BTreeMap::new();
+    let mut last_check = Instant::now();
+    let mut last_error_log = Instant::now() - Duration::from_secs(60);
+    while !health.stopping.load(Ordering::Relaxed) {
+        let mut chunk = Vec::new();
+        let mut timeout = Duration::from_millis(100);
+        let mut failed = false;
+        while chunk.len() < CHUNK {
+            match consumer.poll(timeout) {
+                None => break,
+                Some(Ok(msg)) => {
+                    timeout = Duration::ZERO;
+                    let Some(topic) = topics.input_index(msg.topic()) else {
+                        continue;
+                    };
+                    let (partition, offset) = (msg.partition(), msg.offset());
+                    let bytes = msg.payload().unwrap_or_default();
+                    let decoded = decoder.decode(bytes).map_err(|reject| {
+                        let origin = Origin {
+                            topic: msg.topic().to_owned(),
+                            partition: Some(partition),
+                            offset,
+                        };
+                        DeadLetter::new(reject, origin, bytes)
+                    });
+                    let stream = stream_of(topic, partition);
+                    let high = high_watermark(consumer, &topic_names[topic], partition).1;
+                    let caught_up = high.is_some_and(|h| offset + 1 >= h);
+                    let p = partitions.entry(stream).or_insert(Partition {
+                        topic,
+                        partition,
+                        next: None,
+                        caught_up: false,
+                    });
+                    p.next = Some(offset + 1);
+                    p.caught_up = caught_up;
+                    health.consumed.fetch_add(1, Ordering::Relaxed);
+                    chunk.push(Record {
+                        topic,
+                        partition,
+                        offset,
+                        position: position(topic, partition, offset),
+                        decoded,
+                        key: msg.key().map(<[u8]>::to_vec),
+                        caught_up,
+                    });
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(error)) => {
+                    health.broker_error(&error.to_string());
+                    if last_error_log.elapsed() > Duration::from_secs(5) {
+                        tracing::warn!(%error, "consuming");
+                        last_error_log = Instant::now();
+                    }
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        // A rebalance (served inside poll) changed the assignment.
+        let assignment = consumer
+            .context()
+            .assignment
+            .lock()
+            .ok()
+            .and_then(|mut a| a.take());
+        if let Some(assigned) = assignment {
+            let before: Vec<u32> = partitions.keys().copied().collect();
+            let mut now = BTreeMap::new();
+            for (name, partition) in assigned {
+                let Some(topic) = topics.input_index(&name) else {
+                    continue;
+                };
+                let stream = stream_of(topic, partition);
+                let next = consumer
+                    .context()
+                    .start_offsets
+                    .get(&(name, partition))
+                    .copied();
+                let p = partitions.remove(&stream).unwrap_or(Partition {
+                    topic,
+                    partition,
+                    next,
+                    caught_up: false,
+                });
+                now.insert(stream, p);
+            }
+            let revoked: Vec<u32> = before
+                .into_iter()
+                .filter(|s| !now.contains_key(s))
+                .collect();
+            let assigned: Vec<u32> = now.keys().copied().collect();
+            partitions = now;
+            if !revoked.is_empty() && tx.blocking_send(Input::Revoked(revoked)).is_err() {
+                return;
+            }
+            if tx.blocking_send(Input::Assigned(assigned)).is_err() {
+                return;
+            }
+        }
+        if !chunk.is_empty() {
+            health.set_idle(false);
+            if tx.blocking_send(Input::Records(chunk)).is_err() {
+                return;
+            }
+        } else if !failed {
+            health.set_idle(true);
+        }
+        if last_check.elapsed() >= CATCH_UP_CHECK {
+            last_check = Instant::now();
+            // Partitions whose end the broker reports reached (including empty ones and
+            // ones whose last record arrived before the broker's report).
+            for (stream, p) in partitions.iter_mut().filter(|(_, p)| !p.caught_up) {
+                let (low, high) = high_watermark(consumer, &topic_names[p.topic], p.partition);
+                let Some(high) = high else { continue };
+                let next = p.next.or(low);
+                if next.is_some_and(|n| n >= high) || low == Some(high) {
+                    p.caught_up = true;
+                    if tx.blocking_send(Input::CaughtUp(*stream)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The partition's low and high watermarks as librdkafka last learned them (no request
+/// is made); `None` while unknown.
+fn high_watermark(
+    consumer: &BaseConsumer<Context>,
+    topic: &CString,
+    partition: i32,
+) -> (Option<i64>, Option<i64>) {
+    let (mut low, mut high) = (0i64, 0i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime; the topic is a
+    // NUL-terminated string; the out-pointers point to live locals.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return (None, None);
+    }
+    ((low >= 0).then_some(low), (high >= 0).then_some(high))
+}
+
+/// Commits `offsets` (next offset per topic and partition) for the consumer group.
+pub fn commit(
+    consumer: &BaseConsumer<Context>,
+    offsets: &BTreeMap<(String, i32), i64>,
+) -> KafkaResult<()> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), next) in offsets {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+    }
+    consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async)
+}

@@ -1,0 +1,411 @@
+//! Helpers for tests that run `nhi-drift run` against a Kafka-protocol broker owned by the
+//! test (librdkafka's mock cluster, reached over loopback TCP).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+pub const INPUTS: [&str; 3] = ["nhi.identity", "nhi.credential", "nhi.toolcall"];
+pub const PARTITIONS: i32 = 3;
+
+/// A broker with the service's topics.
+pub struct Broker {
+    pub cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl Broker {
+    pub fn start(extra_topics: &[&str]) -> Broker {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        for topic in INPUTS
+            .iter()
+            .chain(["nhi.deadletter"].iter())
+            .chain(extra_topics)
+        {
+            cluster.create_topic(topic, PARTITIONS, 1).expect("topic");
+        }
+        Broker { cluster }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+
+    /// Publishes a fixture with `nhi-drift produce`.
+    pub fn produce(&self, path: &Path) {
+        let output = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
+            .args([
+                "produce",
+                "--brokers",
+                &self.bootstrap(),
+                "--topic-from-type",
+            ])
+            .arg(path)
+            .output()
+            .expect("run produce");
+        assert!(
+            output.status.success(),
+            "produce failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Every record of `topic` so far, as JSON, with its key.
+    pub fn read_all(&self, topic: &str) -> Vec<(Option<String>, Value)> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", "test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        let mut end = 0;
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("tpl");
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            end += high;
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while (out.len() as i64) < end && Instant::now() < deadline {
+            if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(200)) {
+                let key = msg.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                let value = serde_json::from_slice(msg.payload().unwrap_or_default())
+                    .expect("record is JSON");
+                out.push((key, value));
+            }
+        }
+        assert_eq!(out.len() as i64, end, "read every record of {topic}");
+        out
+    }
+
+    /// Sum of high watermarks of the input topics.
+    pub fn input_end_offsets(&self) -> BTreeMap<(String, i32), i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .expect("consumer");
+        let mut out = BTreeMap::new();
+        for topic in INPUTS {
+            for p in 0..PARTITIONS {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .expect("watermarks");
+                if high > 0 {
+                    out.insert((topic.to_owned(), p), high);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A scratch directory removed at the end.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("nhi-drift-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// One `nhi-drift run` child process.
+pub struct Service {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+/// Settings of a service run.
+pub struct RunSettings<'a> {
+    pub brokers: &'a str,
+    pub group: &'a str,
+    pub state_dir: PathBuf,
+    pub alerts_topic: &'a str,
+    pub log: PathBuf,
+    pub checkpoint_interval: &'a str,
+}
+
+impl Service {
+    pub fn start(settings: &RunSettings<'_>) -> Service {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&settings.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
+            .arg("run")
+            .env("NHI_DRIFT_KAFKA__BROKERS", settings.brokers)
+            .env("NHI_DRIFT_KAFKA__GROUP_ID", settings.group)
+            .env("NHI_DRIFT_CHECKPOINT__DIR", &settings.state_dir)
+            .env(
+                "NHI_DRIFT_CHECKPOINT__INTERVAL",
+                settings.checkpoint_interval,
+            )
+            .env("NHI_DRIFT_TOPICS__ALERTS", settings.alerts_topic)
+            .env("NHI_DRIFT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn nhi-drift run");
+        Service {
+            child,
+            port,
+            log: settings.log.clone(),
+        }
+    }
+
+    /// `(status code, body)` of a GET, or `None` when nothing answers.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        Some((status, body))
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some((200, _)) = self.get("/readyz") {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("service exited with {status}: {}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("service never became ready: {}", self.log_text());
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let status = self.child.wait().expect("wait");
+        assert!(
+            status.success(),
+            "exit after SIGTERM: {status}: {}",
+            self.log_text()
+        );
+    }
+
+    /// SIGKILL: no shutdown at all.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Next offsets in the checkpoint of `state_dir`.
+pub fn checkpoint_offsets(state_dir: &Path) -> BTreeMap<(String, i32), i64> {
+    let Ok(text) = std::fs::read_to_string(state_dir.join("checkpoint.json")) else {
+        return BTreeMap::new();
+    };
+    let Ok(value) = serde_json::from_str::<Value>(&text) else {
+        return BTreeMap::new();
+    };
+    value["offsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| {
+            let key = pair.get(0)?;
+            Some((
+                (
+                    key.get(0)?.as_str()?.to_owned(),
+                    key.get(1)?.as_i64()? as i32,
+                ),
+                pair.get(1)?.as_i64()?,
+            ))
+        })
+        .collect()
+}
+
+/// Waits until the checkpoint holds every input record.
+pub fn wait_checkpointed(
+    service: &mut Service,
+    state_dir: &Path,
+    end: &BTreeMap<(String, i32), i64>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while Instant::now() < deadline {
+        if &checkpoint_offsets(state_dir) == end {
+            return;
+        }
+        if let Ok(Some(status)) = service.child.try_wait() {
+            panic!("service exited with {status}: {}", service.log_text());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "checkpoint never reached the end of the input {:?} (at {:?}): {}",
+        end,
+        checkpoint_offsets(state_dir),
+        service.log_text()
+    );
+}
+
+/// The JSON alerts of `nhi-drift replay PATH --as-of AS_OF`.
+pub fn replay(path: &Path, as_of: &str) -> Vec<Value> {
+    let output = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
+        .arg("replay")
+        .arg(path)
+        .args(["--as-of", as_of])
+        .output()
+        .expect("run replay");
+    assert!(
+        output.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert JSON"))
+        .collect()
+}
+
+/// Writes `events` plus a far-future clock event (which closes every window of the real
+/// events once consumed, and is itself never evaluated) to `path`; returns the end of the
+/// last real event's window as RFC 3339, the `--as-of` at which a replay matches.
+pub fn with_clock_event(events: &str, path: &Path) -> String {
+    let mut last = 0i64;
+    for line in events.lines() {
+        if let Ok(v) = serde_json::from_str::<Value>(line)
+            && let Some(t) = v["time"].as_str()
+            && let Ok(t) = chrono::DateTime::parse_from_rfc3339(t)
+        {
+            last = last.max(t.timestamp());
+        }
+    }
+    let end = (last / 60 + 1) * 60;
+    let tick = chrono::DateTime::from_timestamp(end + 30 * 86_400, 0).expect("time");
+    let mut text = events.trim_end().to_owned();
+    text.push_str(&format!(
+        "\n{{\"id\":\"clock-tick\",\"type\":\"task.completed\",\"time\":\"{}\",\"identity\":\"clock\",\"task\":\"tick\"}}\n",
+        tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    ));
+    std::fs::write(path, text).expect("write fixture");
+    chrono::DateTime::from_timestamp(end, 0)
+        .expect("time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Alerts keyed for comparison: (alert_id, status) → the alert.
+pub fn by_id(
+    alerts: impl IntoIterator<Item = Value>,
+) -> (BTreeMap<(String, String), Value>, usize) {
+    let mut map = BTreeMap::new();
+    let mut duplicates = 0;
+    for alert in alerts {
+        let key = (
+            alert["alert_id"].as_str().unwrap_or_default().to_owned(),
+            alert["status"].as_str().unwrap_or_default().to_owned(),
+        );
+        if let Some(previous) = map.insert(key, alert.clone()) {
+            assert_eq!(previous, alert, "a re-sent alert must be identical");
+            duplicates += 1;
+        }
+    }
+    (map, duplicates)
+}
+
+/// Asserts two alert sets are equal, describing the alerts only one side has.
+pub fn assert_same_alerts(
+    got: &BTreeMap<(String, String), Value>,
+    want: &BTreeMap<(String, String), Value>,
+    what: &str,
+) {
+    let describe = |a: &Value| {
+        format!(
+            "{} {} {} {} opened {} detected {}",
+            a["rule_id"],
+            a["status"],
+            a["identity"],
+            a["alert_id"],
+            a["opened_at"],
+            a["detected_at"]
+        )
+    };
+    let only_got: Vec<String> = got
+        .iter()
+        .filter(|(k, _)| !want.contains_key(*k))
+        .map(|(_, a)| describe(a))
+        .collect();
+    let only_want: Vec<String> = want
+        .iter()
+        .filter(|(k, _)| !got.contains_key(*k))
+        .map(|(_, a)| describe(a))
+        .collect();
+    let differing: Vec<String> = got
+        .iter()
+        .filter(|(k, a)| want.get(*k).is_some_and(|w| w != *a))
+        .map(|(k, a)| format!("{}\n    got  {a}\n    want {}", k.0, want[k]))
+        .collect();
+    assert!(
+        only_got.is_empty() && only_want.is_empty() && differing.is_empty(),
+        "{what}: {} alerts vs {} expected\nonly here:\n  {}\nmissing:\n  {}\ndiffering:\n  {}",
+        got.len(),
+        want.len(),
+        only_got.join("\n  "),
+        only_want.join("\n  "),
+        differing.join("\n  ")
+    );
+}
