@@ -110,6 +110,9 @@ pub struct TimeConfig {
     pub window: Duration,
     /// Watermark lag behind the largest event time.
     pub allowed_lateness: Duration,
+    /// How long (wall clock) a Kafka partition read to its end must receive nothing
+    /// before it stops holding the watermark back.
+    pub partition_idle: Duration,
     /// `off`, or how long all input must be idle (wall clock) before event time follows
     /// the wall clock (see README, "Time without traffic").
     pub idle_advance: IdleAdvance,
@@ -248,6 +251,11 @@ impl Config {
         if self.kafka.embedded_partitions < 1 {
             return Err(ConfigError(
                 "`kafka.embedded_partitions` must be at least 1".into(),
+            ));
+        }
+        if self.time.partition_idle.0 < 0 {
+            return Err(ConfigError(
+                "`time.partition_idle` must not be negative".into(),
             ));
         }
         if self.checkpoint.interval.0 <= 0 {

@@ -1,10 +1,13 @@
 //! `nhi-drift run` against a Kafka-protocol broker owned by the test (librdkafka's mock
 //! cluster over loopback TCP): end to end against `replay`, graceful restart, `kill -9`
 //! crashes, and broker faults. Every run must give the alerts of the uninterrupted run.
+//!
+//! Interrupted runs get their input in slices while they run, so every stop and crash
+//! happens with input still to read; each setup has its own topics (`<prefix>.*`).
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,11 +15,11 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::Value;
 use support::{
     Broker, RunSettings, Scratch, Service, assert_same_alerts, by_id, checkpoint_offsets, replay,
-    wait_checkpointed, with_clock_event,
+    split, wait_checkpointed, with_clock_event,
 };
 
-/// A generated stream big enough to be interrupted several times.
-fn generated(dir: &Path) -> (std::path::PathBuf, String) {
+/// A generated stream (71 k events, every rule firing) with a final clock event.
+fn generated(dir: &Path) -> (PathBuf, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
         .args([
             "generate",
@@ -35,40 +38,69 @@ fn generated(dir: &Path) -> (std::path::PathBuf, String) {
     (path, as_of)
 }
 
-fn settings<'a>(
-    broker: &'a str,
-    scratch: &Scratch,
-    name: &str,
-    alerts: &'a str,
-) -> (RunSettings<'a>, std::path::PathBuf) {
-    let state = scratch.0.join(format!("state-{name}"));
-    let s = RunSettings {
+fn settings<'a>(broker: &'a str, scratch: &Scratch, prefix: &'a str) -> RunSettings<'a> {
+    RunSettings {
         brokers: broker,
-        group: "",
-        state_dir: state.clone(),
-        alerts_topic: alerts,
-        log: scratch.0.join(format!("{name}.log")),
-        checkpoint_interval: "300ms",
-    };
-    (s, state)
+        prefix,
+        state_dir: scratch.0.join(format!("state-{prefix}")),
+        log: scratch.0.join(format!("{prefix}.log")),
+        checkpoint_interval: "100ms",
+    }
+}
+
+fn checkpointed(run: &RunSettings<'_>) -> i64 {
+    checkpoint_offsets(&run.state_dir).values().sum()
+}
+
+/// Waits until `service` has checkpointed past `records` input records.
+fn wait_checkpoint_past(service: &mut Service, run: &RunSettings<'_>, records: i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if checkpointed(run) > records {
+            return;
+        }
+        if let Ok(Some(status)) = service.child.try_wait() {
+            panic!("service exited with {status}: {}", service.log_text());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no checkpoint past {records}: {}", service.log_text());
+}
+
+/// Runs setup `prefix` over everything already produced, without interruption.
+fn uninterrupted(broker: &Broker, scratch: &Scratch, prefix: &str) -> Vec<Value> {
+    let bootstrap = broker.bootstrap();
+    let run = settings(&bootstrap, scratch, prefix);
+    let mut service = Service::start(&run);
+    service.wait_ready();
+    wait_checkpointed(
+        &mut service,
+        &run.state_dir,
+        &broker.input_end_offsets(prefix),
+    );
+    service.terminate();
+    broker.values(&format!("{prefix}.alerts"))
 }
 
 #[test]
 fn alerts_and_dead_letters_match_replay() {
     let scratch = Scratch::new("e2e");
-    let broker = Broker::start(&["nhi.alerts"]);
+    let broker = Broker::start(&["nhi"]);
     let bootstrap = broker.bootstrap();
     let scenario = std::fs::read_to_string("examples/scenario.jsonl").expect("scenario");
     let fixture = scratch.0.join("scenario.jsonl");
     let as_of = with_clock_event(&scenario, &fixture);
-    broker.produce(&fixture);
+    broker.produce(&fixture, "nhi");
 
-    let (mut run, state) = settings(&bootstrap, &scratch, "e2e", "nhi.alerts");
-    run.group = "e2e";
+    let run = settings(&bootstrap, &scratch, "nhi");
     let mut service = Service::start(&run);
     service.wait_ready();
     assert_eq!(service.get("/healthz").map(|r| r.0), Some(200));
-    wait_checkpointed(&mut service, &state, &broker.input_end_offsets());
+    wait_checkpointed(
+        &mut service,
+        &run.state_dir,
+        &broker.input_end_offsets("nhi"),
+    );
     service.terminate();
 
     let expected = replay(&fixture, &as_of);
@@ -90,11 +122,7 @@ fn alerts_and_dead_letters_match_replay() {
         want.len()
     );
 
-    let dead: Vec<Value> = broker
-        .read_all("nhi.deadletter")
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let dead = broker.values("nhi.deadletter");
     let replay_dead = scratch.0.join("dead.jsonl");
     let status = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
         .arg("replay")
@@ -119,178 +147,159 @@ fn alerts_and_dead_letters_match_replay() {
         "the same reasons and payloads as replay's dead letters"
     );
     for d in &dead {
-        assert!(
-            support::INPUTS.contains(&d["topic"].as_str().unwrap_or_default()),
-            "{d}"
-        );
+        let topic = d["topic"].as_str().unwrap_or_default();
+        assert!(support::inputs("nhi").iter().any(|t| t == topic), "{d}");
         assert!(d["partition"].is_i64() && d["offset"].is_i64(), "{d}");
     }
-}
-
-/// Runs the stream once without interruption; returns its alerts.
-fn uninterrupted(broker: &Broker, scratch: &Scratch, alerts_topic: &str) -> Vec<Value> {
-    let bootstrap = broker.bootstrap();
-    let (mut run, state) = settings(&bootstrap, scratch, "reference", alerts_topic);
-    run.group = "reference";
-    let mut service = Service::start(&run);
-    service.wait_ready();
-    wait_checkpointed(&mut service, &state, &broker.input_end_offsets());
-    service.terminate();
-    broker
-        .read_all(alerts_topic)
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect()
-}
-
-/// Waits until the service has consumed at least `records` (from its checkpoint).
-fn wait_progress(service: &mut Service, state: &Path, records: i64) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if checkpoint_offsets(state).values().sum::<i64>() >= records {
-            return;
-        }
-        if let Ok(Some(status)) = service.child.try_wait() {
-            panic!("service exited with {status}: {}", service.log_text());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no progress to {records}: {}", service.log_text());
 }
 
 #[test]
 fn graceful_restart_and_kill_9_lose_and_invent_nothing() {
     let scratch = Scratch::new("restart");
-    let broker = Broker::start(&["alerts.reference", "alerts.restart", "alerts.crash"]);
+    let broker = Broker::start(&["reference", "restart", "crash"]);
     let bootstrap = broker.bootstrap();
     let (stream, as_of) = generated(&scratch.0);
-    broker.produce(&stream);
-    let end = broker.input_end_offsets();
-    let total: i64 = end.values().sum();
+    let slices = split(&stream, 4);
 
-    let reference = uninterrupted(&broker, &scratch, "alerts.reference");
-    let (reference_map, reference_dups) = by_id(reference.clone());
+    broker.produce(&stream, "reference");
+    let (reference, reference_dups) = by_id(uninterrupted(&broker, &scratch, "reference"));
     assert_eq!(reference_dups, 0);
     assert!(
-        reference_map.len() >= 25,
+        reference.len() >= 25,
         "the stream fires alerts: {}",
-        reference_map.len()
+        reference.len()
     );
     assert_same_alerts(
-        &reference_map,
+        &reference,
         &by_id(replay(&stream, &as_of)).0,
         "the uninterrupted run against replay",
     );
 
-    // Graceful: SIGTERM mid-stream, then start again from the checkpoint.
-    let (mut run, state) = settings(&bootstrap, &scratch, "restart", "alerts.restart");
-    run.group = "restart";
+    // Graceful: SIGTERM with input still arriving, then start again from the checkpoint.
+    let run = settings(&bootstrap, &scratch, "restart");
+    broker.produce(&slices[0], "restart");
     let mut service = Service::start(&run);
     service.wait_ready();
-    wait_progress(&mut service, &state, total / 3);
+    broker.produce(&slices[1], "restart");
+    wait_checkpoint_past(&mut service, &run, 0);
     service.terminate();
-    let mut service = Service::start(&run);
-    service.wait_ready();
-    wait_checkpointed(&mut service, &state, &end);
-    service.terminate();
-    let restarted: Vec<Value> = broker
-        .read_all("alerts.restart")
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
-    let (restarted_map, restarted_dups) = by_id(restarted);
-    assert_same_alerts(&restarted_map, &reference_map, "after a graceful restart");
-    assert_eq!(restarted_dups, 0, "a graceful stop re-sends nothing");
-
-    // Crash: kill -9 at several points, restart from the checkpoint directory each time.
-    let (mut run, state) = settings(&bootstrap, &scratch, "crash", "alerts.crash");
-    run.group = "crash";
-    for fraction in [5, 3, 2] {
-        let mut service = Service::start(&run);
-        service.wait_ready();
-        wait_progress(&mut service, &state, total / fraction);
-        service.kill();
-        let at: i64 = checkpoint_offsets(&state).values().sum();
-        eprintln!("kill -9 with {at} of {total} records checkpointed");
+    let stopped_at = checkpointed(&run);
+    for slice in &slices[2..] {
+        broker.produce(slice, "restart");
     }
     let mut service = Service::start(&run);
     service.wait_ready();
-    wait_checkpointed(&mut service, &state, &end);
+    wait_checkpointed(
+        &mut service,
+        &run.state_dir,
+        &broker.input_end_offsets("restart"),
+    );
     service.terminate();
-    let crashed: Vec<Value> = broker
-        .read_all("alerts.crash")
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
+    let (restarted, restarted_dups) = by_id(broker.values("restart.alerts"));
+    assert_same_alerts(&restarted, &reference, "after a graceful restart");
+    assert_eq!(restarted_dups, 0, "a graceful stop re-sends nothing");
+    eprintln!("graceful stop with {stopped_at} records checkpointed");
+
+    // Crash: kill -9 as soon as this process has sent an alert — after the last
+    // checkpoint, so it is sent again after the restart — and restart from the checkpoint
+    // directory each time.
+    let mut run = settings(&bootstrap, &scratch, "crash");
+    run.checkpoint_interval = "500ms";
+    for slice in &slices[..3] {
+        broker.produce(slice, "crash");
+        let produced: i64 = broker.input_end_offsets("crash").values().sum();
+        let alerts_before = broker.count("crash.alerts");
+        let mut service = Service::start(&run);
+        service.wait_ready();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while broker.count("crash.alerts") == alerts_before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let read = service.consumed().unwrap_or(0);
+        service.kill();
+        eprintln!(
+            "kill -9: {} of {produced} records checkpointed, this process had read {read}",
+            checkpointed(&run)
+        );
+    }
+    broker.produce(&slices[3], "crash");
+    let mut service = Service::start(&run);
+    service.wait_ready();
+    wait_checkpointed(
+        &mut service,
+        &run.state_dir,
+        &broker.input_end_offsets("crash"),
+    );
+    service.terminate();
+    let crashed = broker.values("crash.alerts");
     let sent = crashed.len();
-    let (crashed_map, crashed_dups) = by_id(crashed);
-    assert_same_alerts(&crashed_map, &reference_map, "after three kill -9");
+    let (crashed, crashed_dups) = by_id(crashed);
+    assert_same_alerts(&crashed, &reference, "after three kill -9");
     eprintln!(
         "kill -9 ×3: {sent} alerts sent for {} distinct; {crashed_dups} re-sent after crashes",
-        crashed_map.len()
+        crashed.len()
     );
 }
 
 #[test]
 fn broker_faults_are_retried_reported_and_lose_nothing() {
     let scratch = Scratch::new("faults");
-    let broker = Broker::start(&["alerts.reference", "alerts.faults"]);
+    let broker = Broker::start(&["reference", "faults"]);
     let bootstrap = broker.bootstrap();
     let (stream, _) = generated(&scratch.0);
-    broker.produce(&stream);
-    let end = broker.input_end_offsets();
-    let total: i64 = end.values().sum();
-    let reference = uninterrupted(&broker, &scratch, "alerts.reference");
+    let slices = split(&stream, 3);
+    broker.produce(&stream, "reference");
+    let reference = by_id(uninterrupted(&broker, &scratch, "reference")).0;
 
-    let (mut run, state) = settings(&bootstrap, &scratch, "faults", "alerts.faults");
-    run.group = "faults";
+    let run = settings(&bootstrap, &scratch, "faults");
+    broker.produce(&slices[0], "faults");
     let mut service = Service::start(&run);
     service.wait_ready();
-    wait_progress(&mut service, &state, total / 4);
+    wait_checkpoint_past(&mut service, &run, 0);
 
-    // Broker down: readiness reports it, then recovers once the broker is back.
+    // Broker down: readiness says so while it lasts, and recovers once it is back.
     broker.cluster.broker_down(1).expect("broker down");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut reported = None;
-    while Instant::now() < deadline {
+    while reported.is_none() && Instant::now() < deadline {
         if let Some((503, body)) = service.get("/readyz")
             && body.contains("broker")
         {
             reported = Some(body);
-            break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(
-        reported.is_some(),
-        "readyz reports the broker outage: {}",
-        service.log_text()
-    );
+    let reported = reported.unwrap_or_else(|| panic!("readyz: {}", service.log_text()));
     std::thread::sleep(Duration::from_secs(2));
     broker.cluster.broker_up(1).expect("broker up");
 
-    // Injected request errors on produce and fetch: retried, nothing lost.
+    // Injected produce and fetch errors while the rest of the input arrives.
     broker.cluster.request_errors(
         RDKafkaApiKey::Produce,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 4],
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 8],
     );
     broker.cluster.request_errors(
         RDKafkaApiKey::Fetch,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 4],
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 8],
     );
-    wait_checkpointed(&mut service, &state, &end);
+    for slice in &slices[1..] {
+        broker.produce(slice, "faults");
+    }
+    wait_checkpointed(
+        &mut service,
+        &run.state_dir,
+        &broker.input_end_offsets("faults"),
+    );
+    let ready_again = service.get("/readyz").map(|r| r.0);
     let log = service.log_text();
     service.terminate();
     assert!(
-        log.to_lowercase().contains("broker") || log.contains("transport"),
+        log.contains("kafka client error"),
         "the outage is logged: {log}"
     );
-    let faulted: Vec<Value> = broker
-        .read_all("alerts.faults")
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
-    let (faulted_map, duplicates) = by_id(faulted);
-    assert_same_alerts(&faulted_map, &by_id(reference).0, "through broker faults");
-    eprintln!("broker faults: {duplicates} alerts re-sent");
+    let (faulted, duplicates) = by_id(broker.values("faults.alerts"));
+    assert_same_alerts(&faulted, &reference, "through broker faults");
+    eprintln!(
+        "broker faults: readyz said {reported:?}, then {ready_again:?}; {duplicates} alerts re-sent"
+    );
 }

@@ -117,3 +117,52 @@ fn batch_size_does_not_change_results() {
     );
     assert_eq!(default, small);
 }
+
+#[test]
+fn idle_advance_moves_event_time_and_opens_what_became_due() {
+    use nhi_drift::config::Config;
+    use nhi_drift::engine::rule::load_rules;
+    use nhi_drift::event::decode::Origin;
+    use nhi_drift::event::time::parse_rfc3339;
+    use nhi_drift::pipeline::{Options, Pipeline};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let config = Config::load_with_env(None, Vec::new()).expect("config");
+        let rules = load_rules(None).expect("rules");
+        let mut pipeline = Pipeline::new(Options::from_config(&config), rules, &config.rule_params)
+            .await
+            .expect("pipeline");
+        for line in [
+            r#"{"id":"i1","type":"identity.registered","time":"2026-01-01T00:00:00Z","identity":"svc-a","kind":"service_account"}"#,
+            r#"{"id":"i2","type":"identity.owner_assigned","time":"2026-01-01T00:00:00Z","identity":"svc-a","business_owner":"b","technical_custodian":"t"}"#,
+            r#"{"id":"i3","type":"identity.approved","time":"2026-01-01T00:00:00Z","identity":"svc-a","approver":"p","scopes":[]}"#,
+            r#"{"id":"c1","type":"credential.issued","time":"2026-01-01T00:00:00Z","identity":"svc-a","credential":"k1","kind":"api_key"}"#,
+        ] {
+            let origin = || Origin {
+                topic: "test".into(),
+                partition: None,
+                offset: 0,
+            };
+            pipeline.push_record(line.as_bytes(), origin).expect("valid");
+        }
+        // Without traffic event time stands still: nothing closes, nothing is due.
+        assert!(pipeline.flush().await.expect("flush").is_empty());
+        assert_eq!(pipeline.watermark(), parse_rfc3339("2025-12-31T23:55:00Z"));
+
+        // The idle-advance policy moves event time to "now" (91 days later).
+        let now = parse_rfc3339("2026-04-02T00:00:00Z").expect("time");
+        pipeline.advance_idle(now);
+        let alerts = pipeline.flush().await.expect("flush");
+        let watermark = now - 300_000_000;
+        assert_eq!(pipeline.watermark(), Some(watermark));
+        let rotation = alerts
+            .iter()
+            .find(|a| a.rule_id == "NHI-ROT-001")
+            .expect("the api key passed 90 days without rotation");
+        assert_eq!(rotation.opened_at, parse_rfc3339("2026-04-01T00:00:00Z").expect("time"));
+        assert_eq!(rotation.detected_at, watermark);
+    });
+}

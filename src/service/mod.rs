@@ -154,6 +154,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
         Arc::clone(&consumer),
         topics.clone(),
         config.input.max_event_bytes,
+        Duration::from_micros(config.time.partition_idle.0 as u64),
         Arc::clone(&health),
         tx,
     );
@@ -253,8 +254,16 @@ impl Service {
                         self.pipeline.forget_streams(&streams);
                         self.dirty = true;
                     }
+                    Some(Input::Behind(stream)) => {
+                        self.pipeline.set_caught_up(stream, false);
+                    }
                     Some(Input::CaughtUp(stream)) => {
                         self.pipeline.set_caught_up(stream, true);
+                        tracing::debug!(
+                            stream,
+                            watermark = ?self.pipeline.watermark().map(crate::event::time::format_rfc3339),
+                            "partition caught up"
+                        );
                         self.dirty = true;
                     }
                 },
@@ -292,10 +301,13 @@ impl Service {
             position,
             decoded,
             key,
-            caught_up,
         } = record;
-        self.offsets
-            .insert((self.input_topics[topic].clone(), partition), offset + 1);
+        // A redelivered record (after a fetch error) never moves an offset back.
+        let next = self
+            .offsets
+            .entry((self.input_topics[topic].clone(), partition))
+            .or_insert(0);
+        *next = (*next).max(offset + 1);
         self.dirty = true;
         match decoded {
             Ok(event) => self.pipeline.push_decoded(event, position),
@@ -305,9 +317,6 @@ impl Service {
                 let topic = Arc::clone(&self.deadletter_topic);
                 self.sink.send(&topic, key.as_deref(), payload).await;
             }
-        }
-        if caught_up {
-            self.pipeline.set_caught_up(position.stream, true);
         }
     }
 

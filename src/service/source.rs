@@ -38,8 +38,6 @@ pub struct Record {
     pub decoded: Result<Event, DeadLetter>,
     /// The record's identity key, for the dead-letter record.
     pub key: Option<Vec<u8>>,
-    /// Whether this was the last record of its partition for now.
-    pub caught_up: bool,
 }
 
 /// What the poll thread sends.
@@ -52,6 +50,8 @@ pub enum Input {
     Revoked(Vec<u32>),
     /// A partition that was behind has nothing more to read for now.
     CaughtUp(u32),
+    /// A caught-up partition has new records (sent before any of them).
+    Behind(u32),
 }
 
 /// Consumer callbacks: seek assigned partitions to the checkpointed offsets, and keep
@@ -151,13 +151,23 @@ impl Source {
         consumer: Arc<BaseConsumer<Context>>,
         topics: TopicNames,
         max_event_bytes: usize,
+        partition_idle: Duration,
         health: Arc<Health>,
         tx: mpsc::Sender<Input>,
     ) -> Self {
         let poller = Arc::clone(&consumer);
         let thread = std::thread::Builder::new()
             .name("nhi-drift-poll".into())
-            .spawn(move || poll_loop(&poller, &topics, max_event_bytes, &health, &tx))
+            .spawn(move || {
+                poll_loop(
+                    &poller,
+                    &topics,
+                    max_event_bytes,
+                    partition_idle,
+                    &health,
+                    &tx,
+                )
+            })
             .expect("spawning the poll thread");
         Source {
             consumer,
@@ -180,6 +190,8 @@ struct Partition {
     partition: i32,
     /// Next offset to read, once known (a record was read, or a checkpoint says).
     next: Option<i64>,
+    /// When the last record arrived (or the partition was assigned).
+    last_record: Instant,
     caught_up: bool,
 }
 
@@ -190,6 +202,7 @@ fn poll_loop(
     consumer: &BaseConsumer<Context>,
     topics: &TopicNames,
     max_event_bytes: usize,
+    partition_idle: Duration,
     health: &Health,
     tx: &mpsc::Sender<Input>,
 ) {
@@ -206,6 +219,8 @@ fn poll_loop(
         let mut chunk = Vec::new();
         let mut timeout = Duration::from_millis(100);
         let mut failed = false;
+        // Whether a caught-up partition delivered again in this chunk.
+        let mut woke = false;
         while chunk.len() < CHUNK {
             match consumer.poll(timeout) {
                 None => break,
@@ -225,16 +240,17 @@ fn poll_loop(
                         DeadLetter::new(reject, origin, bytes)
                     });
                     let stream = stream_of(topic, partition);
-                    let high = high_watermark(consumer, &topic_names[topic], partition).1;
-                    let caught_up = high.is_some_and(|h| offset + 1 >= h);
                     let p = partitions.entry(stream).or_insert(Partition {
                         topic,
                         partition,
                         next: None,
+                        last_record: Instant::now(),
                         caught_up: false,
                     });
                     p.next = Some(offset + 1);
-                    p.caught_up = caught_up;
+                    p.last_record = Instant::now();
+                    woke |= p.caught_up;
+                    p.caught_up = false;
                     health.consumed.fetch_add(1, Ordering::Relaxed);
                     chunk.push(Record {
                         topic,
@@ -243,7 +259,6 @@ fn poll_loop(
                         position: position(topic, partition, offset),
                         decoded,
                         key: msg.key().map(<[u8]>::to_vec),
-                        caught_up,
                     });
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
@@ -282,6 +297,7 @@ fn poll_loop(
                     topic,
                     partition,
                     next,
+                    last_record: Instant::now(),
                     caught_up: false,
                 });
                 now.insert(stream, p);
@@ -299,6 +315,21 @@ fn poll_loop(
                 return;
             }
         }
+        if woke {
+            // New records on one caught-up partition: the same fetch told librdkafka of
+            // new records on others, which must hold the watermark again before these
+            // records move it.
+            for (stream, p) in partitions.iter_mut().filter(|(_, p)| p.caught_up) {
+                let (low, high) = high_watermark(consumer, &topic_names[p.topic], p.partition);
+                if high.is_some_and(|h| p.next.or(low).is_none_or(|n| n < h)) {
+                    p.caught_up = false;
+                    p.last_record = Instant::now();
+                    if tx.blocking_send(Input::Behind(*stream)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
         if !chunk.is_empty() {
             health.set_idle(false);
             if tx.blocking_send(Input::Records(chunk)).is_err() {
@@ -309,17 +340,38 @@ fn poll_loop(
         }
         if last_check.elapsed() >= CATCH_UP_CHECK {
             last_check = Instant::now();
-            // Partitions whose end the broker reports reached (including empty ones and
-            // ones whose last record arrived before the broker's report).
-            for (stream, p) in partitions.iter_mut().filter(|(_, p)| !p.caught_up) {
+            // Partitions read to the end (empty ones included) that received nothing for
+            // `partition_idle`: a producer still writing to one keeps it holding the
+            // watermark, so a backfill is ordered as one stream would be. librdkafka's
+            // cached end offset goes stale while fetches fail, so the broker is asked
+            // before a partition is let go; if it cannot answer, the partition holds.
+            for (stream, p) in partitions
+                .iter_mut()
+                .filter(|(_, p)| !p.caught_up && p.last_record.elapsed() >= partition_idle)
+            {
                 let (low, high) = high_watermark(consumer, &topic_names[p.topic], p.partition);
                 let Some(high) = high else { continue };
-                let next = p.next.or(low);
-                if next.is_some_and(|n| n >= high) || low == Some(high) {
-                    p.caught_up = true;
-                    if tx.blocking_send(Input::CaughtUp(*stream)).is_err() {
-                        return;
+                let at_end = |low: Option<i64>, high: i64| {
+                    p.next.or(low).is_some_and(|n| n >= high) || low == Some(high)
+                };
+                if !at_end(low, high) {
+                    continue;
+                }
+                let asked = consumer.fetch_watermarks(
+                    &topics.inputs[p.topic],
+                    p.partition,
+                    Duration::from_secs(2),
+                );
+                match asked {
+                    Ok((low, high)) if at_end(Some(low), high) => {
+                        p.caught_up = true;
+                        tracing::debug!(stream, next = ?p.next, high, "partition caught up");
+                        if tx.blocking_send(Input::CaughtUp(*stream)).is_err() {
+                            return;
+                        }
                     }
+                    // More to read, or no answer: wait another idle period.
+                    _ => p.last_record = Instant::now(),
                 }
             }
         }

@@ -17,23 +17,39 @@ use rdkafka::producer::DefaultProducerContext;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-pub const INPUTS: [&str; 3] = ["nhi.identity", "nhi.credential", "nhi.toolcall"];
 pub const PARTITIONS: i32 = 3;
 
-/// A broker with the service's topics.
+/// The five topics of one service setup, named `<prefix>.identity` … `<prefix>.deadletter`
+/// (prefix `nhi` gives the defaults), as `NHI_DRIFT_TOPICS__*` settings.
+pub fn topic_env(prefix: &str) -> Vec<(String, String)> {
+    ["identity", "credential", "toolcall", "alerts", "deadletter"]
+        .iter()
+        .map(|t| {
+            (
+                format!("NHI_DRIFT_TOPICS__{}", t.to_uppercase()),
+                format!("{prefix}.{t}"),
+            )
+        })
+        .collect()
+}
+
+/// The input topics of a setup.
+pub fn inputs(prefix: &str) -> [String; 3] {
+    ["identity", "credential", "toolcall"].map(|t| format!("{prefix}.{t}"))
+}
+
+/// A broker with the topics of the given setups.
 pub struct Broker {
     pub cluster: MockCluster<'static, DefaultProducerContext>,
 }
 
 impl Broker {
-    pub fn start(extra_topics: &[&str]) -> Broker {
+    pub fn start(prefixes: &[&str]) -> Broker {
         let cluster = MockCluster::new(1).expect("mock cluster");
-        for topic in INPUTS
-            .iter()
-            .chain(["nhi.deadletter"].iter())
-            .chain(extra_topics)
-        {
-            cluster.create_topic(topic, PARTITIONS, 1).expect("topic");
+        for prefix in prefixes {
+            for (_, topic) in topic_env(prefix) {
+                cluster.create_topic(&topic, PARTITIONS, 1).expect("topic");
+            }
         }
         Broker { cluster }
     }
@@ -42,8 +58,8 @@ impl Broker {
         self.cluster.bootstrap_servers()
     }
 
-    /// Publishes a fixture with `nhi-drift produce`.
-    pub fn produce(&self, path: &Path) {
+    /// Publishes a fixture with `nhi-drift produce` to the inputs of setup `prefix`.
+    pub fn produce(&self, path: &Path, prefix: &str) {
         let output = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
             .args([
                 "produce",
@@ -52,6 +68,7 @@ impl Broker {
                 "--topic-from-type",
             ])
             .arg(path)
+            .envs(topic_env(prefix))
             .output()
             .expect("run produce");
         assert!(
@@ -94,24 +111,45 @@ impl Broker {
         out
     }
 
-    /// Sum of high watermarks of the input topics.
-    pub fn input_end_offsets(&self) -> BTreeMap<(String, i32), i64> {
+    /// The end offset of every non-empty input partition of setup `prefix`.
+    pub fn input_end_offsets(&self, prefix: &str) -> BTreeMap<(String, i32), i64> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .create()
             .expect("consumer");
         let mut out = BTreeMap::new();
-        for topic in INPUTS {
+        for topic in inputs(prefix) {
             for p in 0..PARTITIONS {
                 let (_, high) = consumer
-                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .fetch_watermarks(&topic, p, Duration::from_secs(10))
                     .expect("watermarks");
                 if high > 0 {
-                    out.insert((topic.to_owned(), p), high);
+                    out.insert((topic.clone(), p), high);
                 }
             }
         }
         out
+    }
+
+    /// Records in `topic` so far (sum of its partitions' end offsets).
+    pub fn count(&self, topic: &str) -> i64 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .expect("consumer");
+        (0..PARTITIONS)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .expect("watermarks")
+                    .1
+            })
+            .sum()
+    }
+
+    /// The alerts (or other JSON records) of `topic`.
+    pub fn values(&self, topic: &str) -> Vec<Value> {
+        self.read_all(topic).into_iter().map(|(_, v)| v).collect()
     }
 }
 
@@ -151,9 +189,9 @@ pub struct Service {
 /// Settings of a service run.
 pub struct RunSettings<'a> {
     pub brokers: &'a str,
-    pub group: &'a str,
+    /// Topic prefix (see [`topic_env`]); also the consumer group.
+    pub prefix: &'a str,
     pub state_dir: PathBuf,
-    pub alerts_topic: &'a str,
     pub log: PathBuf,
     pub checkpoint_interval: &'a str,
 }
@@ -169,13 +207,13 @@ impl Service {
         let child = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
             .arg("run")
             .env("NHI_DRIFT_KAFKA__BROKERS", settings.brokers)
-            .env("NHI_DRIFT_KAFKA__GROUP_ID", settings.group)
+            .env("NHI_DRIFT_KAFKA__GROUP_ID", settings.prefix)
             .env("NHI_DRIFT_CHECKPOINT__DIR", &settings.state_dir)
             .env(
                 "NHI_DRIFT_CHECKPOINT__INTERVAL",
                 settings.checkpoint_interval,
             )
-            .env("NHI_DRIFT_TOPICS__ALERTS", settings.alerts_topic)
+            .envs(topic_env(settings.prefix))
             .env("NHI_DRIFT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -218,6 +256,17 @@ impl Service {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("service never became ready: {}", self.log_text());
+    }
+
+    /// Records this process has consumed (from `/metrics`).
+    pub fn consumed(&self) -> Option<i64> {
+        let (_, body) = self.get("/metrics")?;
+        body.lines()
+            .find(|l| l.starts_with("nhi_drift_records_consumed_total "))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     }
 
     /// Sends SIGTERM and waits for a clean exit.
@@ -278,7 +327,23 @@ pub fn checkpoint_offsets(state_dir: &Path) -> BTreeMap<(String, i32), i64> {
         .collect()
 }
 
-/// Waits until the checkpoint holds every input record.
+/// Whether the checkpoint's watermark is the largest event time minus the default
+/// lateness: every partition has caught up and every window it could close is closed.
+pub fn watermark_settled(state_dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(state_dir.join("checkpoint.json")) else {
+        return false;
+    };
+    let Ok(value) = serde_json::from_str::<Value>(&text) else {
+        return false;
+    };
+    let clock = &value["pipeline"]["clock"];
+    match (clock["max_time"].as_i64(), clock["watermark"].as_i64()) {
+        (Some(max), Some(watermark)) => watermark == max - 300_000_000,
+        _ => false,
+    }
+}
+
+/// Waits until the checkpoint holds every input record and the watermark has settled.
 pub fn wait_checkpointed(
     service: &mut Service,
     state_dir: &Path,
@@ -286,7 +351,7 @@ pub fn wait_checkpointed(
 ) {
     let deadline = Instant::now() + Duration::from_secs(240);
     while Instant::now() < deadline {
-        if &checkpoint_offsets(state_dir) == end {
+        if &checkpoint_offsets(state_dir) == end && watermark_settled(state_dir) {
             return;
         }
         if let Ok(Some(status)) = service.child.try_wait() {
@@ -408,4 +473,20 @@ pub fn assert_same_alerts(
         only_want.join("\n  "),
         differing.join("\n  ")
     );
+}
+
+/// Splits a `.jsonl` file into `n` consecutive slices `<path>.<i>.jsonl`.
+pub fn split(path: &Path, n: usize) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(path).expect("read stream");
+    let lines: Vec<&str> = text.lines().collect();
+    let per = lines.len().div_ceil(n);
+    lines
+        .chunks(per)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let slice = path.with_extension(format!("{i}.jsonl"));
+            std::fs::write(&slice, chunk.join("\n") + "\n").expect("write slice");
+            slice
+        })
+        .collect()
 }

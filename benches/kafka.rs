@@ -1,0 +1,219 @@
+//! Kafka consumption throughput: `nhi-drift run` reading a generated stream from the mock
+//! cluster, next to `kcat -C` (Debian package `kcat`) reading the same topics to
+//! /dev/null, in one run on one broker.
+//!
+//! `cargo bench --profile dev --bench kafka [-- IDENTITIES DAYS]` (defaults 2000 × 30,
+//! about one million events). Prints records/s of kcat and of the service — records
+//! consumed (first to last record polled) and end to end (until the checkpoint holds every
+//! record, i.e. every alert is acknowledged) — and their ratios.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nhi-drift");
+const INPUTS: [&str; 3] = ["nhi.identity", "nhi.credential", "nhi.toolcall"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let identities: u32 = args.first().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let days: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(30);
+    if Command::new("kcat").arg("-V").output().is_err() {
+        return Err("kcat not found: apt-get install kcat".into());
+    }
+    let path = std::env::temp_dir().join(format!("nhi-drift-bench-{identities}-{days}.jsonl"));
+    if !path.exists() {
+        let status = Command::new(BIN)
+            .args(["generate", "--identities", &identities.to_string()])
+            .args(["--days", &days.to_string(), "--seed", "42", "--out"])
+            .arg(&path)
+            .status()?;
+        if !status.success() {
+            return Err("generate failed".into());
+        }
+    }
+
+    let cluster = MockCluster::new(1)?;
+    for topic in INPUTS.iter().chain(&["nhi.alerts", "nhi.deadletter"]) {
+        cluster.create_topic(topic, 3, 1)?;
+    }
+    let brokers = cluster.bootstrap_servers();
+    let started = Instant::now();
+    let status = Command::new(BIN)
+        .args(["produce", "--brokers", &brokers])
+        .arg(&path)
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err("produce failed".into());
+    }
+    let produce_secs = started.elapsed().as_secs_f64();
+    let total = end_offsets(&brokers)?;
+    println!(
+        "input: {} ({total} records), produced in {produce_secs:.2} s",
+        path.display()
+    );
+
+    // kcat, one topic after another, and the three at once; the faster is the reference.
+    let started = Instant::now();
+    for topic in INPUTS {
+        kcat(&brokers, &[topic])?;
+    }
+    let kcat_serial = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let children: Vec<_> = INPUTS
+        .iter()
+        .map(|t| kcat_spawn(&brokers, t))
+        .collect::<Result<_, _>>()?;
+    for mut child in children {
+        child.wait()?;
+    }
+    let kcat_parallel = started.elapsed().as_secs_f64();
+    let kcat_secs = kcat_serial.min(kcat_parallel);
+
+    let (consumed_secs, end_to_end_secs) = service(&brokers, total)?;
+
+    let rate = |secs: f64| total as f64 / secs;
+    println!(
+        "kcat -C to /dev/null:         {:>10.0} records/s ({kcat_secs:.2} s; one topic at a time {kcat_serial:.2} s, three at once {kcat_parallel:.2} s)",
+        rate(kcat_secs)
+    );
+    println!(
+        "nhi-drift run, consumed:      {:>10.0} records/s ({consumed_secs:.2} s)  ratio {:.2}x",
+        rate(consumed_secs),
+        kcat_secs / consumed_secs
+    );
+    println!(
+        "nhi-drift run, end to end:    {:>10.0} records/s ({end_to_end_secs:.2} s)  ratio {:.2}x",
+        rate(end_to_end_secs),
+        kcat_secs / end_to_end_secs
+    );
+    Ok(())
+}
+
+fn kcat_spawn(brokers: &str, topic: &str) -> std::io::Result<std::process::Child> {
+    Command::new("kcat")
+        .args([
+            "-C",
+            "-b",
+            brokers,
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+fn kcat(brokers: &str, topics: &[&str]) -> std::io::Result<()> {
+    for topic in topics {
+        kcat_spawn(brokers, topic)?.wait()?;
+    }
+    Ok(())
+}
+
+fn end_offsets(brokers: &str) -> Result<i64, Box<dyn std::error::Error>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let mut total = 0;
+    for topic in INPUTS {
+        for p in 0..3 {
+            total += consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))?
+                .1;
+        }
+    }
+    Ok(total)
+}
+
+/// Runs the service until its checkpoint holds every record; returns (seconds from the
+/// first to the last record consumed, seconds from the first record to that checkpoint).
+fn service(brokers: &str, total: i64) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("nhi-drift-bench-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .env("NHI_DRIFT_KAFKA__BROKERS", brokers)
+        .env("NHI_DRIFT_CHECKPOINT__DIR", &dir)
+        .env("NHI_DRIFT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let (mut first, mut consumed) = (None, None);
+    let result = loop {
+        if Instant::now() > deadline {
+            break Err("the service did not finish in 30 min".into());
+        }
+        let n = consumed_records(port).unwrap_or(0);
+        if n > 0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if n >= total && consumed.is_none() {
+            consumed = Some(Instant::now());
+        }
+        if let (Some(f), Some(c)) = (first, consumed)
+            && checkpointed(&dir) >= total
+        {
+            break Ok((c.duration_since(f).as_secs_f64(), f.elapsed().as_secs_f64()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn consumed_records(port: u16) -> Option<i64> {
+    use std::io::Write;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find(|l| l.starts_with("nhi_drift_records_consumed_total "))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn checkpointed(dir: &Path) -> i64 {
+    let file: PathBuf = dir.join("checkpoint.json");
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return 0;
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return 0;
+    };
+    value["offsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| pair.get(1)?.as_i64())
+        .sum()
+}
