@@ -19,6 +19,9 @@ use rdkafka::mocking::MockCluster;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nhi-drift");
 const INPUTS: [&str; 3] = ["nhi.identity", "nhi.credential", "nhi.toolcall"];
+/// The mock cluster keeps at most 100 000 records or 5 MiB per partition and drops older
+/// ones; 48 partitions per topic keep the whole stream.
+const PARTITIONS: i32 = 48;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args()
@@ -44,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let cluster = MockCluster::new(1)?;
     for topic in INPUTS.iter().chain(&["nhi.alerts", "nhi.deadletter"]) {
-        cluster.create_topic(topic, 3, 1)?;
+        cluster.create_topic(topic, PARTITIONS, 1)?;
     }
     let brokers = cluster.bootstrap_servers();
     let started = Instant::now();
@@ -131,10 +134,14 @@ fn end_offsets(brokers: &str) -> Result<i64, Box<dyn std::error::Error>> {
         .create()?;
     let mut total = 0;
     for topic in INPUTS {
-        for p in 0..3 {
-            total += consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))?
-                .1;
+        for p in 0..PARTITIONS {
+            let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            if low > 0 {
+                return Err(
+                    format!("{topic}/{p} dropped {low} records: use more partitions").into(),
+                );
+            }
+            total += high;
         }
     }
     Ok(total)
@@ -153,8 +160,10 @@ fn service(brokers: &str, total: i64) -> Result<(f64, f64), Box<dyn std::error::
         .env("NHI_DRIFT_KAFKA__BROKERS", brokers)
         .env("NHI_DRIFT_CHECKPOINT__DIR", &dir)
         .env("NHI_DRIFT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(
+            std::env::temp_dir().join("nhi-drift-bench-kafka.log"),
+        )?)
         .spawn()?;
     let deadline = Instant::now() + Duration::from_secs(1800);
     let (mut first, mut consumed) = (None, None);
