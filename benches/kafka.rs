@@ -203,12 +203,12 @@ fn consumed_records(port: u16) -> Option<i64> {
     .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
-    text.lines()
-        .find(|l| l.starts_with("nhi_drift_records_consumed_total "))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("nhi_drift_events_consumed_total{"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<i64>().ok())
+            .sum(),
+    )
 }
 
 fn checkpointed(dir: &Path) -> i64 {

@@ -20,6 +20,7 @@
 //! - [`fixtures`]: rule fixtures (`tests/fixtures/rules/<RULE-ID>/<case>/`) for
 //!   `rules test` and the test suite.
 //! - [`generate`]: the deterministic synthetic event stream of `nhi-drift generate`.
+//! - [`metrics`]: the Prometheus metrics, names and help in one place.
 //! - [`config`]: configuration loading.
 //! - `pairs`: serde helper writing maps with non-string keys as `[key, value]` lists.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
@@ -33,6 +34,7 @@ pub mod event;
 pub mod fixtures;
 pub mod generate;
 pub mod inventory;
+pub mod metrics;
 mod pairs;
 pub mod pipeline;
 pub mod produce;

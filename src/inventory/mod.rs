@@ -190,6 +190,16 @@ impl Inventory {
         self.credentials.len()
     }
 
+    /// Every identity's state.
+    pub fn identities(&self) -> impl Iterator<Item = &IdentityState> {
+        self.identities.values()
+    }
+
+    /// Every credential's state.
+    pub fn credentials(&self) -> impl Iterator<Item = &CredentialState> {
+        self.credentials.values()
+    }
+
     /// One identity's state.
     pub fn identity(&self, name: &str) -> Option<&IdentityState> {
         self.identities.get(name)

@@ -1,7 +1,7 @@
 //! What `/healthz` and `/readyz` report: shared, lock-light service status.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a broker error keeps the service unready unless something succeeds after it.
@@ -12,8 +12,6 @@ const ERROR_HOLD: Duration = Duration::from_secs(30);
 pub struct Health {
     /// Set on shutdown: the poll thread stops polling.
     pub stopping: AtomicBool,
-    /// Records consumed so far.
-    pub consumed: AtomicU64,
     assigned: AtomicUsize,
     restored: AtomicBool,
     idle: AtomicBool,
@@ -25,7 +23,6 @@ impl Default for Health {
     fn default() -> Self {
         Health {
             stopping: AtomicBool::new(false),
-            consumed: AtomicU64::new(0),
             assigned: AtomicUsize::new(0),
             restored: AtomicBool::new(false),
             idle: AtomicBool::new(false),

@@ -29,6 +29,7 @@ use crate::alert::format::AlertFormat;
 use crate::config::Config;
 use crate::engine::rule::Rule;
 use crate::event::Micros;
+use crate::metrics::Metrics;
 use crate::pipeline::state::RestoreError;
 use crate::pipeline::{Options, Pipeline, PipelineError};
 use checkpoint::{Checkpoint, CheckpointError};
@@ -80,18 +81,12 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
         config.kafka.brokers.clone()
     };
 
-    let metrics_health = Arc::clone(&health);
+    let metrics = Arc::new(Metrics::new(&topics.inputs, &rules));
+    let rendered = Arc::clone(&metrics);
     let addr = http::serve(
         &config.http.listen,
         Arc::clone(&health),
-        Arc::new(move || {
-            format!(
-                "# HELP nhi_drift_records_consumed_total Records read from the input topics.\n\
-                 # TYPE nhi_drift_records_consumed_total counter\n\
-                 nhi_drift_records_consumed_total {}\n",
-                metrics_health.consumed.load(Ordering::Relaxed)
-            )
-        }),
+        Arc::new(move || rendered.render()),
     )
     .await
     .map_err(|source| ServiceError::Http {
@@ -147,7 +142,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
     let inputs: Vec<&str> = topics.inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&inputs)?;
     let consumer = Arc::new(consumer);
-    let mut sink = Sink::new(base, Arc::clone(&health))?;
+    let mut sink = Sink::new(base, Arc::clone(&health), Arc::clone(&metrics))?;
 
     let (tx, rx) = mpsc::channel(source::CHANNEL_CHUNKS);
     let mut source = Source::start(
@@ -156,6 +151,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
         config.input.max_event_bytes,
         Duration::from_micros(config.time.partition_idle.0 as u64),
         Arc::clone(&health),
+        Arc::clone(&metrics),
         tx,
     );
     tracing::info!(group = %config.kafka.group_id, topics = %inputs.join(","), "consuming");
@@ -171,6 +167,8 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
         input_topics: topics.inputs.clone(),
         dir,
         dirty: false,
+        metrics,
+        last_checkpoint: Instant::now(),
     };
     let result = service.main_loop(rx, config, &health).await;
     health.stopping.store(true, Ordering::Relaxed);
@@ -201,6 +199,8 @@ struct Service {
     dir: std::path::PathBuf,
     /// Whether anything changed since the last checkpoint.
     dirty: bool,
+    metrics: Arc<Metrics>,
+    last_checkpoint: Instant,
 }
 
 impl Service {
@@ -273,6 +273,11 @@ impl Service {
                     }
                 }
                 _ = tick.tick() => {
+                    self.metrics.sync(&self.pipeline);
+                    self.metrics
+                        .checkpoint_age
+                        .set(self.last_checkpoint.elapsed().as_secs_f64());
+                    self.metrics.ready.set(i64::from(health.not_ready().is_none()));
                     if let Some(after) = idle_advance
                         && health.is_idle()
                         && last_input.elapsed() >= after
@@ -322,9 +327,29 @@ impl Service {
 
     /// Runs waiting evaluations and queues their alerts.
     async fn flush(&mut self) -> Result<(), ServiceError> {
+        let before = self.pipeline.stats().rule_time.clone();
+        let started = Instant::now();
         let alerts = self.pipeline.flush().await?;
+        let took = started.elapsed();
+        let rules: Vec<(String, Duration)> = self
+            .pipeline
+            .stats()
+            .rule_time
+            .iter()
+            .map(|(rule, t)| {
+                (
+                    rule.clone(),
+                    *t - before.get(rule).copied().unwrap_or_default(),
+                )
+            })
+            .filter(|(_, t)| !t.is_zero())
+            .collect();
+        if !rules.is_empty() {
+            self.metrics.evaluation(took, &rules);
+        }
         let topic = Arc::clone(&self.alerts_topic);
         for alert in alerts {
+            self.metrics.alert(&alert);
             let payload = serde_json::to_vec(&self.format.render(&alert)).unwrap_or_default();
             self.sink
                 .send(&topic, Some(alert.identity.as_bytes()), payload)
@@ -345,6 +370,12 @@ impl Service {
             pipeline: state,
         };
         let bytes = checkpoint::save(&self.dir, &saved)?;
+        self.last_checkpoint = Instant::now();
+        self.metrics
+            .checkpoint_duration
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.checkpoint_size.set(bytes as i64);
+        self.metrics.sync(&self.pipeline);
         if let Err(error) = source::commit(&self.consumer, &self.offsets) {
             // The checkpoint holds the offsets; the group's copy catches up next time.
             tracing::warn!(%error, "committing offsets");

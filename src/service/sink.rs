@@ -11,6 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use super::health::Health;
+use crate::metrics::Metrics;
 
 /// One record on its way to the broker.
 struct InFlight {
@@ -25,6 +26,7 @@ pub struct Sink {
     producer: FutureProducer,
     in_flight: Vec<InFlight>,
     health: Arc<Health>,
+    metrics: Arc<Metrics>,
     /// Records delivered, and deliveries that failed and were sent again.
     pub delivered: u64,
     pub retried: u64,
@@ -32,7 +34,11 @@ pub struct Sink {
 
 impl Sink {
     /// An idempotent producer over `base` (bootstrap servers and `kafka.properties`).
-    pub fn new(mut base: ClientConfig, health: Arc<Health>) -> Result<Self, KafkaError> {
+    pub fn new(
+        mut base: ClientConfig,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, KafkaError> {
         let producer: FutureProducer = base
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -43,6 +49,7 @@ impl Sink {
             producer,
             in_flight: Vec::new(),
             health,
+            metrics,
             delivered: 0,
             retried: 0,
         })
@@ -94,6 +101,7 @@ impl Sink {
                     self.health.ok();
                 }
                 Ok(Err((error, _))) => {
+                    self.metrics.producer_errors.inc();
                     tracing::warn!(%error, topic = %record.topic, "delivery failed; sending again");
                     self.health
                         .broker_error(&format!("delivering to {}: {error}", record.topic));

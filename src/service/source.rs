@@ -21,6 +21,7 @@ use super::health::Health;
 use super::kafka::{TopicNames, position, stream_of};
 use crate::event::decode::Origin;
 use crate::event::{DeadLetter, Decoder, Event};
+use crate::metrics::Metrics;
 use crate::pipeline::Position;
 
 /// Records per chunk handed to the pipeline.
@@ -153,6 +154,7 @@ impl Source {
         max_event_bytes: usize,
         partition_idle: Duration,
         health: Arc<Health>,
+        metrics: Arc<Metrics>,
         tx: mpsc::Sender<Input>,
     ) -> Self {
         let poller = Arc::clone(&consumer);
@@ -165,6 +167,7 @@ impl Source {
                     max_event_bytes,
                     partition_idle,
                     &health,
+                    &metrics,
                     &tx,
                 )
             })
@@ -204,8 +207,14 @@ fn poll_loop(
     max_event_bytes: usize,
     partition_idle: Duration,
     health: &Health,
+    metrics: &Metrics,
     tx: &mpsc::Sender<Input>,
 ) {
+    let consumed: Vec<_> = topics
+        .inputs
+        .iter()
+        .map(|t| metrics.events_consumed.with_label_values(&[t]))
+        .collect();
     let decoder = Decoder::new(max_event_bytes);
     let topic_names: Vec<CString> = topics
         .inputs
@@ -251,7 +260,7 @@ fn poll_loop(
                     p.last_record = Instant::now();
                     woke |= p.caught_up;
                     p.caught_up = false;
-                    health.consumed.fetch_add(1, Ordering::Relaxed);
+                    consumed[topic].inc();
                     chunk.push(Record {
                         topic,
                         partition,
@@ -340,6 +349,16 @@ fn poll_loop(
         }
         if last_check.elapsed() >= CATCH_UP_CHECK {
             last_check = Instant::now();
+            let mut lag = [0i64; 3];
+            for p in partitions.values() {
+                let (low, high) = high_watermark(consumer, &topic_names[p.topic], p.partition);
+                if let (Some(high), Some(next)) = (high, p.next.or(low)) {
+                    lag[p.topic] += (high - next).max(0);
+                }
+            }
+            for (topic, lag) in topics.inputs.iter().zip(lag) {
+                metrics.consumer_lag.with_label_values(&[topic]).set(lag);
+            }
             // Partitions read to the end (empty ones included) that received nothing for
             // `partition_idle`: a producer still writing to one keeps it holding the
             // watermark, so a backfill is ordered as one stream would be. librdkafka's

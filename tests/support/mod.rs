@@ -261,12 +261,12 @@ impl Service {
     /// Records this process has consumed (from `/metrics`).
     pub fn consumed(&self) -> Option<i64> {
         let (_, body) = self.get("/metrics")?;
-        body.lines()
-            .find(|l| l.starts_with("nhi_drift_records_consumed_total "))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        Some(
+            body.lines()
+                .filter(|l| l.starts_with("nhi_drift_events_consumed_total{"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<i64>().ok())
+                .sum(),
+        )
     }
 
     /// Sends SIGTERM and waits for a clean exit.

@@ -1,0 +1,407 @@
+//! Prometheus metrics (contract §6): every name, help text and label in one place, on an
+//! explicit registry. Labels are bounded (topic, reason, rule, severity, status); known
+//! label values start at zero so dashboards see every series from the first scrape.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::alert::{Alert, Status};
+use crate::engine::rule::Rule;
+use crate::event::Reason;
+use crate::inventory::CredentialStatus;
+use crate::pipeline::{Pipeline, Stats};
+
+/// Rule ids whose open findings are posture figures of their own.
+const ROTATION_RULE: &str = "NHI-ROT-001";
+const RECERTIFICATION_RULE: &str = "NHI-GOV-002";
+
+/// Buckets of rule and evaluation durations: 100 µs to 10 s.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10.0,
+];
+/// Buckets of checkpoint durations: 1 ms to 60 s.
+const CHECKPOINT_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0];
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    pub events_consumed: IntCounterVec,
+    pub events_rejected: IntCounterVec,
+    pub events_late: IntCounter,
+    pub events_duplicate: IntCounter,
+    pub consumer_lag: IntGaugeVec,
+    pub watermark: Gauge,
+    pub last_event: Gauge,
+    pub evaluations: IntCounter,
+    pub evaluation_duration: Histogram,
+    pub rule_duration: HistogramVec,
+    pub alerts_emitted: IntCounterVec,
+    pub producer_errors: IntCounter,
+    pub checkpoint_duration: Histogram,
+    pub checkpoint_size: IntGauge,
+    pub checkpoint_age: Gauge,
+    pub ready: IntGauge,
+    pub identities: IntGauge,
+    pub credentials: IntGauge,
+    pub credentials_active: IntGauge,
+    pub open_alerts: IntGaugeVec,
+    pub rotation_overdue: IntGauge,
+    pub rotation_overdue_ratio: Gauge,
+    pub without_owner_pair: IntGauge,
+    pub recertification_overdue: IntGauge,
+    /// Stats already counted, so counters advance by the difference.
+    counted: Mutex<Stats>,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::with_opts(Opts::new(name, help)).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    let g = Gauge::with_opts(Opts::new(name, help)).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::with_opts(Opts::new(name, help)).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+fn int_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .expect("valid metric");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("unique metric");
+    h
+}
+
+impl Metrics {
+    /// All metrics, with every known label value (input topics, reject reasons, rules ×
+    /// severity × status) at zero.
+    pub fn new(input_topics: &[String], rules: &[Rule]) -> Metrics {
+        let r = Registry::new();
+        let m = Metrics {
+            events_consumed: counter_vec(
+                &r,
+                "nhi_drift_events_consumed_total",
+                "Records read from each input topic, accepted or not.",
+                &["topic"],
+            ),
+            events_rejected: counter_vec(
+                &r,
+                "nhi_drift_events_rejected_total",
+                "Records rejected to the dead-letter topic, by reason code.",
+                &["reason"],
+            ),
+            events_late: counter(
+                &r,
+                "nhi_drift_events_late_total",
+                "Events whose window had already closed: applied to the inventory, in no window.",
+            ),
+            events_duplicate: counter(
+                &r,
+                "nhi_drift_events_duplicate_total",
+                "Redelivered events ignored because their id was seen before.",
+            ),
+            consumer_lag: int_gauge_vec(
+                &r,
+                "nhi_drift_consumer_lag_records",
+                "Records in each input topic not yet read (end offsets as last fetched).",
+                &["topic"],
+            ),
+            watermark: gauge(
+                &r,
+                "nhi_drift_watermark_timestamp_seconds",
+                "The event-time watermark, as Unix time.",
+            ),
+            last_event: gauge(
+                &r,
+                "nhi_drift_last_event_timestamp_seconds",
+                "The largest accepted event time, as Unix time.",
+            ),
+            evaluations: counter(
+                &r,
+                "nhi_drift_evaluations_total",
+                "Evaluations run: window closes (window and state rules) and state-only ones.",
+            ),
+            evaluation_duration: histogram(
+                &r,
+                "nhi_drift_evaluation_duration_seconds",
+                "Time to run all rules over one evaluation batch (one or more closed windows).",
+                &DURATION_BUCKETS,
+            ),
+            rule_duration: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "nhi_drift_rule_evaluation_duration_seconds",
+                        "Time one rule's query took over one evaluation batch.",
+                    )
+                    .buckets(DURATION_BUCKETS.to_vec()),
+                    &["rule"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            alerts_emitted: counter_vec(
+                &r,
+                "nhi_drift_alerts_emitted_total",
+                "Alerts emitted, by rule id, severity and status (open or resolved).",
+                &["rule", "severity", "status"],
+            ),
+            producer_errors: counter(
+                &r,
+                "nhi_drift_producer_errors_total",
+                "Alert or dead-letter records the broker did not acknowledge (each is sent again).",
+            ),
+            checkpoint_duration: histogram(
+                &r,
+                "nhi_drift_checkpoint_duration_seconds",
+                "Time to take a checkpoint: settle deliveries, write state, commit offsets.",
+                &CHECKPOINT_BUCKETS,
+            ),
+            checkpoint_size: int_gauge(
+                &r,
+                "nhi_drift_checkpoint_size_bytes",
+                "Size of the last checkpoint written.",
+            ),
+            checkpoint_age: gauge(
+                &r,
+                "nhi_drift_checkpoint_age_seconds",
+                "Seconds since the last checkpoint was written (or since start).",
+            ),
+            ready: int_gauge(
+                &r,
+                "nhi_drift_ready",
+                "1 while /readyz answers ready, else 0.",
+            ),
+            identities: int_gauge(
+                &r,
+                "nhi_drift_identities_tracked",
+                "Non-human identities in the inventory.",
+            ),
+            credentials: int_gauge(
+                &r,
+                "nhi_drift_credentials_tracked",
+                "Credentials in the inventory, whatever their status.",
+            ),
+            credentials_active: int_gauge(
+                &r,
+                "nhi_drift_credentials_active",
+                "Credentials active at the watermark.",
+            ),
+            open_alerts: int_gauge_vec(
+                &r,
+                "nhi_drift_open_alerts",
+                "Open state findings, by rule id and severity.",
+                &["rule", "severity"],
+            ),
+            rotation_overdue: int_gauge(
+                &r,
+                "nhi_drift_credentials_rotation_overdue",
+                "Active credentials overdue for rotation (open NHI-ROT-001 findings).",
+            ),
+            rotation_overdue_ratio: gauge(
+                &r,
+                "nhi_drift_credentials_rotation_overdue_ratio",
+                "Credentials overdue for rotation over active credentials (0 when none are active).",
+            ),
+            without_owner_pair: int_gauge(
+                &r,
+                "nhi_drift_identities_without_owner_pair",
+                "Identities not offboarded that lack a business owner or a technical custodian.",
+            ),
+            recertification_overdue: int_gauge(
+                &r,
+                "nhi_drift_identities_recertification_overdue",
+                "Identities past their recertification cadence (open NHI-GOV-002 findings).",
+            ),
+            counted: Mutex::new(Stats::default()),
+            registry: r,
+        };
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "nhi_drift_build_info",
+                "Always 1; the version that is running.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        m.registry
+            .register(Box::new(build.clone()))
+            .expect("unique metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for topic in input_topics {
+            m.events_consumed.with_label_values(&[topic]).reset();
+            m.consumer_lag.with_label_values(&[topic]).set(0);
+        }
+        for reason in Reason::ALL {
+            m.events_rejected
+                .with_label_values(&[reason.as_str()])
+                .reset();
+        }
+        for rule in rules {
+            let severity = rule.severity.as_str();
+            m.open_alerts
+                .with_label_values(&[&rule.id, severity])
+                .set(0);
+            m.rule_duration.with_label_values(&[&rule.id]);
+            for status in Status::ALL {
+                m.alerts_emitted
+                    .with_label_values(&[&rule.id, severity, status.as_str()])
+                    .reset();
+            }
+        }
+        m
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Names, types and help of every metric family, for `docs/metrics.md`.
+    pub fn describe(&self) -> Vec<(String, String, String, Vec<String>)> {
+        self.registry
+            .gather()
+            .iter()
+            .map(|family| {
+                let labels = family
+                    .get_metric()
+                    .first()
+                    .map(|m| m.get_label().iter().map(|l| l.name().to_owned()).collect())
+                    .unwrap_or_default();
+                (
+                    family.name().to_owned(),
+                    format!("{:?}", family.get_field_type()).to_lowercase(),
+                    family.help().to_owned(),
+                    labels,
+                )
+            })
+            .collect()
+    }
+
+    /// Counts an alert sent.
+    pub fn alert(&self, alert: &Alert) {
+        self.alerts_emitted
+            .with_label_values(&[
+                &alert.rule_id,
+                alert.severity.as_str(),
+                alert.status.as_str(),
+            ])
+            .inc();
+    }
+
+    /// Observes one evaluation batch: its total time and each rule's.
+    pub fn evaluation(&self, took: Duration, rules: &[(String, Duration)]) {
+        self.evaluation_duration.observe(took.as_secs_f64());
+        for (rule, t) in rules {
+            self.rule_duration
+                .with_label_values(&[rule])
+                .observe(t.as_secs_f64());
+        }
+    }
+
+    /// Brings the pipeline counters and the posture gauges up to date.
+    pub fn sync(&self, pipeline: &Pipeline) {
+        let stats = pipeline.stats();
+        if let Ok(mut counted) = self.counted.lock() {
+            for (reason, n) in &stats.rejected {
+                let before = counted.rejected.get(reason).copied().unwrap_or(0);
+                self.events_rejected
+                    .with_label_values(&[reason.as_str()])
+                    .inc_by(n.saturating_sub(before));
+            }
+            self.events_late
+                .inc_by(stats.late.saturating_sub(counted.late));
+            self.events_duplicate
+                .inc_by(stats.duplicates.saturating_sub(counted.duplicates));
+            self.evaluations
+                .inc_by(stats.evaluations.saturating_sub(counted.evaluations));
+            counted.rejected = stats.rejected.clone();
+            counted.late = stats.late;
+            counted.duplicates = stats.duplicates;
+            counted.evaluations = stats.evaluations;
+        }
+        let seconds = |t: i64| t as f64 / 1e6;
+        if let Some(w) = pipeline.watermark() {
+            self.watermark.set(seconds(w));
+        }
+        if let Some(t) = pipeline.max_event_time() {
+            self.last_event.set(seconds(t));
+        }
+        let inventory = pipeline.inventory();
+        let now = pipeline.watermark().unwrap_or(i64::MIN);
+        self.identities.set(inventory.identity_count() as i64);
+        self.credentials.set(inventory.credential_count() as i64);
+        let active = inventory
+            .credentials()
+            .filter(|c| c.status_at(now) == CredentialStatus::Active)
+            .count() as i64;
+        self.credentials_active.set(active);
+        self.without_owner_pair.set(
+            inventory
+                .identities()
+                .filter(|i| i.offboarded_at.is_none())
+                .filter(|i| i.business_owner.is_none() || i.technical_custodian.is_none())
+                .count() as i64,
+        );
+        let mut overdue = 0;
+        for ((rule, open), meta) in pipeline.open_alerts().into_iter().zip(pipeline.rules()) {
+            self.open_alerts
+                .with_label_values(&[&rule, meta.severity.as_str()])
+                .set(open as i64);
+            if rule == ROTATION_RULE {
+                overdue = open as i64;
+            }
+            if rule == RECERTIFICATION_RULE {
+                self.recertification_overdue.set(open as i64);
+            }
+        }
+        self.rotation_overdue.set(overdue);
+        self.rotation_overdue_ratio.set(if active > 0 {
+            overdue as f64 / active as f64
+        } else {
+            0.0
+        });
+    }
+}
