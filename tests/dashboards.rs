@@ -1,0 +1,270 @@
+//! The Grafana dashboards in `dashboards/`: every panel is complete and uses only metrics
+//! the service exports, and a real Prometheus server scraping a service that processed
+//! the scenario evaluates every panel query to at least one series.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nhi_drift::config::Config;
+use nhi_drift::engine::rule::load_rules;
+use nhi_drift::metrics::Metrics;
+use serde_json::Value;
+use support::{
+    Broker, RunSettings, Scratch, Service, free_port, wait_checkpointed, with_clock_event,
+};
+
+const DATASOURCE_UID: &str = "nhi-drift-prometheus";
+
+fn dashboards() -> Vec<(PathBuf, Value)> {
+    let mut out: Vec<(PathBuf, Value)> = std::fs::read_dir("dashboards")
+        .expect("dashboards/")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("read dashboard");
+            let json = serde_json::from_str(&text).expect("dashboard is JSON");
+            (p, json)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 2, "posture and pipeline dashboards");
+    out
+}
+
+/// Every panel `expr` of every dashboard.
+fn exprs() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, dash) in dashboards() {
+        for panel in dash["panels"].as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap_or_default().to_owned();
+                out.push((format!("{}: {}", path.display(), panel["title"]), expr));
+            }
+        }
+    }
+    out
+}
+
+fn exported_names() -> BTreeSet<String> {
+    let config = Config::load_with_env(None, Vec::new()).expect("config");
+    let rules = load_rules(None).expect("rules");
+    let topics = [
+        config.topics.identity.clone(),
+        config.topics.credential.clone(),
+        config.topics.toolcall.clone(),
+    ];
+    Metrics::new(&topics, &rules)
+        .describe()
+        .into_iter()
+        .map(|(name, _, _, _)| name)
+        .collect()
+}
+
+/// The `nhi_drift_*` metric names an expression uses, without histogram suffixes.
+fn names_in(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while let Some(at) = expr[i..].find("nhi_drift_") {
+        let start = i + at;
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        names.push(expr[start..end].to_owned());
+        i = end;
+    }
+    names
+}
+
+#[test]
+fn every_panel_is_complete_and_uses_exported_metrics() {
+    let exported = exported_names();
+    let mut uids = BTreeSet::new();
+    for (path, dash) in dashboards() {
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            !text.contains("__inputs") && !text.contains("${DS_"),
+            "{path:?}: no import placeholders"
+        );
+        let uid = dash["uid"].as_str().expect("uid");
+        assert!(uids.insert(uid.to_owned()), "duplicate dashboard uid {uid}");
+        assert!(dash["title"].as_str().is_some_and(|t| !t.is_empty()));
+        let panels = dash["panels"].as_array().expect("panels");
+        assert!(!panels.is_empty());
+        for panel in panels {
+            let title = panel["title"].as_str().unwrap_or_default();
+            let what = format!("{}: panel {title:?}", path.display());
+            assert!(!title.is_empty(), "{what}: title");
+            assert!(
+                panel["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{what}: description"
+            );
+            assert!(
+                panel["fieldConfig"]["defaults"]["unit"]
+                    .as_str()
+                    .is_some_and(|u| !u.is_empty()),
+                "{what}: unit"
+            );
+            assert_eq!(
+                panel["datasource"]["uid"], DATASOURCE_UID,
+                "{what}: datasource"
+            );
+            let targets = panel["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{what}: queries");
+            for target in targets {
+                assert_eq!(
+                    target["datasource"]["uid"], DATASOURCE_UID,
+                    "{what}: target datasource"
+                );
+                let expr = target["expr"].as_str().expect("expr");
+                for name in names_in(expr) {
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s).filter(|b| exported.contains(*b)))
+                        .unwrap_or(&name);
+                    assert!(exported.contains(base), "{what}: {name} is not exported");
+                    if name.ends_with("_total") || name.ends_with("_bucket") {
+                        let before = &expr[..expr.find(&name).expect("found")];
+                        assert!(
+                            before.contains("rate(") || before.contains("increase("),
+                            "{what}: counter {name} outside rate()/increase()"
+                        );
+                        assert!(
+                            expr.contains("[$__rate_interval]"),
+                            "{what}: use $__rate_interval"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A Prometheus server on loopback, killed on drop.
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn query(port: u16, expr: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET /api/v1/query?query={} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        encode(expr)
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let body = text.split("\r\n\r\n").nth(1)?;
+    // Chunked or not, the JSON object is the outermost braces.
+    let start = body.find('{')?;
+    let end = body.rfind('}')?;
+    serde_json::from_str(&body[start..=end]).ok()
+}
+
+#[test]
+fn prometheus_evaluates_every_panel_query() {
+    let scratch = Scratch::new("dashboards");
+    let broker = Broker::start(&["nhi"]);
+    let bootstrap = broker.bootstrap();
+    let scenario = std::fs::read_to_string("examples/scenario.jsonl").expect("scenario");
+    let fixture = scratch.0.join("scenario.jsonl");
+    with_clock_event(&scenario, &fixture);
+    broker.produce(&fixture, "nhi");
+    let run = RunSettings {
+        brokers: &bootstrap,
+        prefix: "nhi",
+        state_dir: scratch.0.join("state"),
+        log: scratch.0.join("run.log"),
+        checkpoint_interval: "200ms",
+    };
+    let mut service = Service::start(&run);
+    service.wait_ready();
+    wait_checkpointed(
+        &mut service,
+        &run.state_dir,
+        &broker.input_end_offsets("nhi"),
+    );
+
+    let port = free_port();
+    let config = scratch.0.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: nhi-drift\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            service.port
+        ),
+    )
+    .expect("prometheus config");
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            scratch.0.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(scratch.0.join("prometheus.log")).expect("log"))
+        .spawn()
+        .expect("prometheus (Debian package prometheus; scripts/test installs it)");
+    let _prometheus = Prometheus(child);
+
+    // Wait for a few scrapes so rate() has samples.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let samples = query(port, "count_over_time(nhi_drift_ready[1m])")
+            .and_then(|v| {
+                v["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if samples >= 5.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus never scraped the service: {}",
+            std::fs::read_to_string(scratch.0.join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut failures = Vec::new();
+    for (panel, expr) in exprs() {
+        let expr = expr.replace("$__rate_interval", "30s");
+        match query(port, &expr) {
+            Some(v) if v["status"] == "success" => {
+                if v["data"]["result"].as_array().is_none_or(Vec::is_empty) {
+                    failures.push(format!("{panel}: `{expr}` returned no series"));
+                }
+            }
+            other => failures.push(format!("{panel}: `{expr}` failed: {other:?}")),
+        }
+    }
+    service.terminate();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
