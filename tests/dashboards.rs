@@ -268,3 +268,59 @@ fn prometheus_evaluates_every_panel_query() {
     service.terminate();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `docs/dashboards.md`: every dashboard and panel, with its query and unit.
+fn dashboards_doc() -> String {
+    let mut out = String::from(
+        "# Dashboards\n\n\
+         The Grafana dashboards in `dashboards/`, panel by panel. Generated from the JSON by\n\
+         `UPDATE_DOCS=1 cargo test --test dashboards`; the test fails when this page and the\n\
+         dashboards disagree. Every query reads the provisioned Prometheus datasource\n\
+         (uid `nhi-drift-prometheus`); the metrics are listed in [metrics.md](metrics.md).\n",
+    );
+    for (path, dash) in dashboards() {
+        out.push_str(&format!(
+            "\n## {}\n\n`{}`, uid `{}`. {}\n\n| panel | shows | query | unit |\n|---|---|---|---|\n",
+            dash["title"].as_str().unwrap_or_default(),
+            path.display(),
+            dash["uid"].as_str().unwrap_or_default(),
+            dash["description"].as_str().unwrap_or_default()
+        ));
+        for panel in dash["panels"].as_array().into_iter().flatten() {
+            let queries: Vec<String> = panel["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    format!(
+                        "`{}`",
+                        t["expr"].as_str().unwrap_or_default().replace('|', "\\|")
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                panel["title"].as_str().unwrap_or_default(),
+                panel["description"].as_str().unwrap_or_default(),
+                queries.join("<br>"),
+                panel["fieldConfig"]["defaults"]["unit"]
+                    .as_str()
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn docs_describe_every_panel() {
+    let expected = dashboards_doc();
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write("docs/dashboards.md", &expected).expect("write docs");
+    }
+    let actual = std::fs::read_to_string("docs/dashboards.md").expect("docs/dashboards.md");
+    assert_eq!(
+        actual, expected,
+        "docs/dashboards.md is stale: UPDATE_DOCS=1 cargo test --test dashboards"
+    );
+}
