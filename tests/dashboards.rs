@@ -200,6 +200,7 @@ fn prometheus_evaluates_every_panel_query() {
         state_dir: scratch.0.join("state"),
         log: scratch.0.join("run.log"),
         checkpoint_interval: "200ms",
+        env: Vec::new(),
     };
     let mut service = Service::start(&run);
     service.wait_ready();

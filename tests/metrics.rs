@@ -79,6 +79,7 @@ fn promtool_finds_nothing_to_complain_about() {
         state_dir: scratch.0.join("state"),
         log: scratch.0.join("run.log"),
         checkpoint_interval: "200ms",
+        env: Vec::new(),
     };
     let mut service = Service::start(&run);
     service.wait_ready();

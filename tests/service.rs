@@ -45,6 +45,7 @@ fn settings<'a>(broker: &'a str, scratch: &Scratch, prefix: &'a str) -> RunSetti
         state_dir: scratch.0.join(format!("state-{prefix}")),
         log: scratch.0.join(format!("{prefix}.log")),
         checkpoint_interval: "100ms",
+        env: Vec::new(),
     }
 }
 
@@ -301,5 +302,55 @@ fn broker_faults_are_retried_reported_and_lose_nothing() {
     assert_same_alerts(&faulted, &reference, "through broker faults");
     eprintln!(
         "broker faults: readyz said {reported:?}, then {ready_again:?}; {duplicates} alerts re-sent"
+    );
+}
+
+#[test]
+fn idle_advance_lets_event_time_follow_the_wall_clock() {
+    let scratch = Scratch::new("idle");
+    let broker = Broker::start(&["idle"]);
+    let bootstrap = broker.bootstrap();
+    // An API key issued 91 days ago and nothing since: overdue for rotation today.
+    let issued = chrono::Utc::now() - chrono::Duration::days(91);
+    let at = issued.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let lines = [
+        format!(
+            r#"{{"id":"i1","type":"identity.registered","time":"{at}","identity":"svc-idle","kind":"service_account"}}"#
+        ),
+        format!(
+            r#"{{"id":"i2","type":"identity.owner_assigned","time":"{at}","identity":"svc-idle","business_owner":"b","technical_custodian":"t"}}"#
+        ),
+        format!(
+            r#"{{"id":"i3","type":"identity.approved","time":"{at}","identity":"svc-idle","approver":"p","scopes":[]}}"#
+        ),
+        format!(
+            r#"{{"id":"c1","type":"credential.issued","time":"{at}","identity":"svc-idle","credential":"k-idle","kind":"api_key"}}"#
+        ),
+    ];
+    let fixture = scratch.0.join("idle.jsonl");
+    std::fs::write(&fixture, lines.join("\n") + "\n").expect("fixture");
+    broker.produce(&fixture, "idle");
+
+    let mut run = settings(&bootstrap, &scratch, "idle");
+    run.env = vec![("NHI_DRIFT_TIME__IDLE_ADVANCE", "1s")];
+    let mut service = Service::start(&run);
+    service.wait_ready();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while broker.count("idle.alerts") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    service.terminate();
+    let alerts = broker.values("idle.alerts");
+    let rotation = alerts
+        .iter()
+        .find(|a| a["rule_id"] == "NHI-ROT-001")
+        .unwrap_or_else(|| panic!("no rotation alert without traffic: {alerts:?}"));
+    assert_eq!(rotation["credential"], "k-idle");
+    let detected = chrono::DateTime::parse_from_rfc3339(rotation["detected_at"].as_str().unwrap())
+        .expect("detected_at");
+    let behind = chrono::Utc::now().signed_duration_since(detected);
+    assert!(
+        behind > chrono::Duration::minutes(4) && behind < chrono::Duration::minutes(7),
+        "detected at the wall clock minus the allowed lateness: {behind}"
     );
 }

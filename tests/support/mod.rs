@@ -194,6 +194,8 @@ pub struct RunSettings<'a> {
     pub state_dir: PathBuf,
     pub log: PathBuf,
     pub checkpoint_interval: &'a str,
+    /// More `NHI_DRIFT_*` settings.
+    pub env: Vec<(&'a str, &'a str)>,
 }
 
 impl Service {
@@ -214,6 +216,7 @@ impl Service {
                 settings.checkpoint_interval,
             )
             .envs(topic_env(settings.prefix))
+            .envs(settings.env.iter().copied())
             .env("NHI_DRIFT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
