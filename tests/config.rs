@@ -115,3 +115,34 @@ fn unknown_keys_are_rejected_by_name() {
         .to_string();
     assert!(err.contains("1 minute"), "{err}");
 }
+
+#[test]
+fn librdkafka_properties_pass_through_with_dotted_names() {
+    let dir = std::env::temp_dir().join(format!("nhi-drift-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let file = dir.join("secured.toml");
+    std::fs::write(
+        &file,
+        "[kafka]\nbrokers = \"kafka-1:9093,kafka-2:9093\"\n\n[kafka.properties]\n\
+         \"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanisms\" = \"SCRAM-SHA-512\"\n\
+         \"ssl.ca.location\" = \"/etc/ssl/kafka-ca.pem\"\n",
+    )
+    .expect("write");
+    let c = Config::load_with_env(Some(&file), Vec::new()).expect("secured config");
+    assert_eq!(c.kafka.brokers, "kafka-1:9093,kafka-2:9093");
+    let props: Vec<(&str, &str)> = c
+        .kafka
+        .properties
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        props,
+        [
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("security.protocol", "SASL_SSL"),
+            ("ssl.ca.location", "/etc/ssl/kafka-ca.pem"),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
