@@ -9,13 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nhi_drift::config::Config;
-use nhi_drift::engine::rule::load_rules;
-use nhi_drift::metrics::Metrics;
 use serde_json::Value;
-use support::{
-    Broker, RunSettings, Scratch, Service, free_port, wait_checkpointed, with_clock_event,
-};
+use support::{Scratch, exported_metrics, free_port, serve_scenario};
 
 const DATASOURCE_UID: &str = "nhi-drift-prometheus";
 
@@ -51,14 +46,7 @@ fn exprs() -> Vec<(String, String)> {
 }
 
 fn exported_names() -> BTreeSet<String> {
-    let config = Config::load_with_env(None, Vec::new()).expect("config");
-    let rules = load_rules(None).expect("rules");
-    let topics = [
-        config.topics.identity.clone(),
-        config.topics.credential.clone(),
-        config.topics.toolcall.clone(),
-    ];
-    Metrics::new(&topics, &rules)
+    exported_metrics()
         .describe()
         .into_iter()
         .map(|(name, _, _, _)| name)
@@ -188,27 +176,7 @@ fn query(port: u16, expr: &str) -> Option<Value> {
 #[test]
 fn prometheus_evaluates_every_panel_query() {
     let scratch = Scratch::new("dashboards");
-    let broker = Broker::start(&["nhi"]);
-    let bootstrap = broker.bootstrap();
-    let scenario = std::fs::read_to_string("examples/scenario.jsonl").expect("scenario");
-    let fixture = scratch.0.join("scenario.jsonl");
-    with_clock_event(&scenario, &fixture);
-    broker.produce(&fixture, "nhi");
-    let run = RunSettings {
-        brokers: &bootstrap,
-        prefix: "nhi",
-        state_dir: scratch.0.join("state"),
-        log: scratch.0.join("run.log"),
-        checkpoint_interval: "200ms",
-        env: Vec::new(),
-    };
-    let mut service = Service::start(&run);
-    service.wait_ready();
-    wait_checkpointed(
-        &mut service,
-        &run.state_dir,
-        &broker.input_end_offsets("nhi"),
-    );
+    let (_broker, service) = serve_scenario(&scratch);
 
     let port = free_port();
     let config = scratch.0.join("prometheus.yml");

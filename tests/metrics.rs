@@ -7,24 +7,9 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use nhi_drift::config::Config;
-use nhi_drift::engine::rule::load_rules;
-use nhi_drift::metrics::Metrics;
-use support::{Broker, RunSettings, Scratch, Service, wait_checkpointed, with_clock_event};
+use support::{Scratch, exported_metrics, serve_scenario};
 
 const DOC: &str = "docs/metrics.md";
-
-/// The service's metrics with the default config and the bundled rules.
-fn exported() -> Metrics {
-    let config = Config::load_with_env(None, Vec::new()).expect("config");
-    let rules = load_rules(None).expect("rules");
-    let topics = [
-        config.topics.identity.clone(),
-        config.topics.credential.clone(),
-        config.topics.toolcall.clone(),
-    ];
-    Metrics::new(&topics, &rules)
-}
 
 /// The metric list as `docs/metrics.md` shows it.
 fn metrics_doc() -> String {
@@ -38,7 +23,7 @@ fn metrics_doc() -> String {
          `severity`, `status` (`open`, `resolved`), `version`.\n\n\
          | metric | type | labels | meaning |\n|---|---|---|---|\n",
     );
-    for (name, kind, help, labels) in exported().describe() {
+    for (name, kind, help, labels) in exported_metrics().describe() {
         out.push_str(&format!(
             "| `{name}` | {kind} | {} | {help} |\n",
             if labels.is_empty() {
@@ -67,27 +52,7 @@ fn docs_list_every_exported_metric() {
 #[test]
 fn promtool_finds_nothing_to_complain_about() {
     let scratch = Scratch::new("metrics");
-    let broker = Broker::start(&["nhi"]);
-    let bootstrap = broker.bootstrap();
-    let scenario = std::fs::read_to_string("examples/scenario.jsonl").expect("scenario");
-    let fixture = scratch.0.join("scenario.jsonl");
-    with_clock_event(&scenario, &fixture);
-    broker.produce(&fixture, "nhi");
-    let run = RunSettings {
-        brokers: &bootstrap,
-        prefix: "nhi",
-        state_dir: scratch.0.join("state"),
-        log: scratch.0.join("run.log"),
-        checkpoint_interval: "200ms",
-        env: Vec::new(),
-    };
-    let mut service = Service::start(&run);
-    service.wait_ready();
-    wait_checkpointed(
-        &mut service,
-        &run.state_dir,
-        &broker.input_end_offsets("nhi"),
-    );
+    let (_broker, service) = serve_scenario(&scratch);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let (status, text) = service.get("/metrics").expect("metrics answer");
     service.terminate();
@@ -124,7 +89,7 @@ fn promtool_finds_nothing_to_complain_about() {
             .and_then(|l| l.split_whitespace().last()?.parse().ok())
             .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
     };
-    for (name, _, _, _) in exported().describe() {
+    for (name, _, _, _) in exported_metrics().describe() {
         assert!(text.contains(&format!("# TYPE {name} ")), "{name} exported");
     }
     assert_eq!(

@@ -493,3 +493,42 @@ pub fn split(path: &Path, n: usize) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// A broker with the default topics, the scenario (plus a clock event) produced to it,
+/// and a service that has processed all of it and still runs.
+pub fn serve_scenario(scratch: &Scratch) -> (Broker, Service) {
+    let broker = Broker::start(&["nhi"]);
+    let bootstrap = broker.bootstrap();
+    let scenario = std::fs::read_to_string("examples/scenario.jsonl").expect("scenario");
+    let fixture = scratch.0.join("scenario.jsonl");
+    with_clock_event(&scenario, &fixture);
+    broker.produce(&fixture, "nhi");
+    let run = RunSettings {
+        brokers: &bootstrap,
+        prefix: "nhi",
+        state_dir: scratch.0.join("state"),
+        log: scratch.0.join("run.log"),
+        checkpoint_interval: "200ms",
+        env: Vec::new(),
+    };
+    let mut service = Service::start(&run);
+    service.wait_ready();
+    wait_checkpointed(
+        &mut service,
+        &run.state_dir,
+        &broker.input_end_offsets("nhi"),
+    );
+    (broker, service)
+}
+
+/// The metrics the service exports with the default config and the bundled rules.
+pub fn exported_metrics() -> nhi_drift::metrics::Metrics {
+    let config = nhi_drift::config::Config::load_with_env(None, Vec::new()).expect("config");
+    let rules = nhi_drift::engine::rule::load_rules(None).expect("rules");
+    let topics = [
+        config.topics.identity.clone(),
+        config.topics.credential.clone(),
+        config.topics.toolcall.clone(),
+    ];
+    nhi_drift::metrics::Metrics::new(&topics, &rules)
+}
