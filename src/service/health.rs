@@ -1,7 +1,7 @@
 //! What `/healthz` and `/readyz` report: shared, lock-light service status.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a broker error keeps the service unready unless something succeeds after it.
@@ -11,7 +11,7 @@ const ERROR_HOLD: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Health {
     /// Set on shutdown: the poll thread stops polling.
-    pub stopping: AtomicBool,
+    pub stopping: Arc<AtomicBool>,
     assigned: AtomicUsize,
     restored: AtomicBool,
     idle: AtomicBool,
@@ -22,7 +22,7 @@ pub struct Health {
 impl Default for Health {
     fn default() -> Self {
         Health {
-            stopping: AtomicBool::new(false),
+            stopping: Arc::new(AtomicBool::new(false)),
             assigned: AtomicUsize::new(0),
             restored: AtomicBool::new(false),
             idle: AtomicBool::new(false),
@@ -32,6 +32,11 @@ impl Default for Health {
 }
 
 impl Health {
+    /// The shutdown flag, for the signal watcher.
+    pub fn stopping_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stopping)
+    }
+
     /// Partitions currently assigned.
     pub fn set_assigned(&self, n: usize) {
         self.assigned.store(n, Ordering::Relaxed);

@@ -210,13 +210,7 @@ impl Service {
         config: &Config,
         health: &Health,
     ) -> Result<(), ServiceError> {
-        let mut terminate = tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        )
-        .map_err(|source| ServiceError::Http {
-            listen: "SIGTERM handler".into(),
-            source,
-        })?;
+        let stop = watch_signals(health)?;
         let interval = Duration::from_micros(config.checkpoint.interval.0 as u64);
         let mut checkpoint_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -228,15 +222,8 @@ impl Service {
         loop {
             tokio::select! {
                 biased;
-                _ = tokio::signal::ctrl_c(), if !stopping => {
-                    tracing::info!("SIGINT: finishing the batch, then checkpointing");
+                _ = stop.notified(), if !stopping => {
                     stopping = true;
-                    health.stopping.store(true, Ordering::Relaxed);
-                }
-                _ = terminate.recv(), if !stopping => {
-                    tracing::info!("SIGTERM: finishing the batch, then checkpointing");
-                    stopping = true;
-                    health.stopping.store(true, Ordering::Relaxed);
                 }
                 input = rx.recv() => match input {
                     // The poll thread ended: after a stop, everything it read was pushed.
@@ -389,6 +376,49 @@ impl Service {
         );
         Ok(())
     }
+}
+
+/// Watches SIGINT and SIGTERM: the first stops consumption (the service then finishes
+/// the batch, checkpoints and exits); a second one exits at once, leaving the last
+/// checkpoint to restart from.
+fn watch_signals(health: &Health) -> Result<Arc<tokio::sync::Notify>, ServiceError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handler = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|source| ServiceError::Http {
+            listen: format!("{name} handler"),
+            source,
+        })
+    };
+    let mut terminate = handler(SignalKind::terminate(), "SIGTERM")?;
+    let mut interrupt = handler(SignalKind::interrupt(), "SIGINT")?;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&stop);
+    let stopping = health.stopping_flag();
+    tokio::spawn(async move {
+        let mut received = 0;
+        loop {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            received += 1;
+            if received == 1 {
+                tracing::info!(
+                    signal = name,
+                    "stopping: finishing the batch, then checkpointing; signal again to exit at once"
+                );
+                stopping.store(true, Ordering::Relaxed);
+                notify.notify_one();
+            } else {
+                tracing::warn!(
+                    signal = name,
+                    "exiting without a final checkpoint; the last checkpoint stands"
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(stop)
 }
 
 fn wall_clock_micros() -> Micros {
