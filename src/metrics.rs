@@ -5,6 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -58,53 +59,55 @@ pub struct Metrics {
     counted: Mutex<Stats>,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::with_opts(Opts::new(name, help)).expect("valid metric");
+/// Registers `metric` (built from valid, unique names: a failure is a bug here).
+fn registered<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
     registry
-        .register(Box::new(c.clone()))
+        .register(Box::new(metric.clone()))
         .expect("unique metric");
-    c
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    registered(
+        registry,
+        IntCounter::with_opts(Opts::new(name, help)).expect("valid metric"),
+    )
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("unique metric");
-    c
+    registered(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
-    let g = Gauge::with_opts(Opts::new(name, help)).expect("valid metric");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric");
-    g
+    registered(
+        registry,
+        Gauge::with_opts(Opts::new(name, help)).expect("valid metric"),
+    )
 }
 
 fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::with_opts(Opts::new(name, help)).expect("valid metric");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric");
-    g
+    registered(
+        registry,
+        IntGauge::with_opts(Opts::new(name, help)).expect("valid metric"),
+    )
 }
 
 fn int_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric");
-    g
+    registered(
+        registry,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
-        .expect("valid metric");
-    registry
-        .register(Box::new(h.clone()))
-        .expect("unique metric");
-    h
+    registered(
+        registry,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+            .expect("valid metric"),
+    )
 }
 
 impl Metrics {
@@ -162,8 +165,9 @@ impl Metrics {
                 "Time to run all rules over one evaluation batch (one or more closed windows).",
                 &DURATION_BUCKETS,
             ),
-            rule_duration: {
-                let h = HistogramVec::new(
+            rule_duration: registered(
+                &r,
+                HistogramVec::new(
                     HistogramOpts::new(
                         "nhi_drift_rule_evaluation_duration_seconds",
                         "Time one rule's query took over one evaluation batch.",
@@ -171,10 +175,8 @@ impl Metrics {
                     .buckets(DURATION_BUCKETS.to_vec()),
                     &["rule"],
                 )
-                .expect("valid metric");
-                r.register(Box::new(h.clone())).expect("unique metric");
-                h
-            },
+                .expect("valid metric"),
+            ),
             alerts_emitted: counter_vec(
                 &r,
                 "nhi_drift_alerts_emitted_total",
@@ -251,17 +253,12 @@ impl Metrics {
             counted: Mutex::new(Stats::default()),
             registry: r,
         };
-        let build = IntGaugeVec::new(
-            Opts::new(
-                "nhi_drift_build_info",
-                "Always 1; the version that is running.",
-            ),
+        let build = int_gauge_vec(
+            &m.registry,
+            "nhi_drift_build_info",
+            "Always 1; the version that is running.",
             &["version"],
-        )
-        .expect("valid metric");
-        m.registry
-            .register(Box::new(build.clone()))
-            .expect("unique metric");
+        );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         for topic in input_topics {
             m.events_consumed.with_label_values(&[topic]).reset();
