@@ -198,6 +198,24 @@ struct Partition {
     caught_up: bool,
 }
 
+impl Partition {
+    fn new(topic: usize, partition: i32, next: Option<i64>) -> Self {
+        Partition {
+            topic,
+            partition,
+            next,
+            last_record: Instant::now(),
+            caught_up: false,
+        }
+    }
+
+    /// Records left to read, given the partition's `low` and `high` offsets; `None` while
+    /// the end, or where reading starts, is unknown.
+    fn unread(&self, low: Option<i64>, high: Option<i64>) -> Option<i64> {
+        Some(high? - self.next.or(low)?)
+    }
+}
+
 /// How often partitions that are behind are checked for having caught up.
 const CATCH_UP_CHECK: Duration = Duration::from_millis(100);
 
@@ -249,13 +267,9 @@ fn poll_loop(
                         DeadLetter::new(reject, origin, bytes)
                     });
                     let stream = stream_of(topic, partition);
-                    let p = partitions.entry(stream).or_insert(Partition {
-                        topic,
-                        partition,
-                        next: None,
-                        last_record: Instant::now(),
-                        caught_up: false,
-                    });
+                    let p = partitions
+                        .entry(stream)
+                        .or_insert_with(|| Partition::new(topic, partition, None));
                     p.next = Some(offset + 1);
                     p.last_record = Instant::now();
                     woke |= p.caught_up;
@@ -302,13 +316,9 @@ fn poll_loop(
                     .start_offsets
                     .get(&(name, partition))
                     .copied();
-                let p = partitions.remove(&stream).unwrap_or(Partition {
-                    topic,
-                    partition,
-                    next,
-                    last_record: Instant::now(),
-                    caught_up: false,
-                });
+                let p = partitions
+                    .remove(&stream)
+                    .unwrap_or_else(|| Partition::new(topic, partition, next));
                 now.insert(stream, p);
             }
             let revoked: Vec<u32> = before
@@ -329,8 +339,8 @@ fn poll_loop(
             // new records on others, which must hold the watermark again before these
             // records move it.
             for (stream, p) in partitions.iter_mut().filter(|(_, p)| p.caught_up) {
-                let (low, high) = high_watermark(consumer, &topic_names[p.topic], p.partition);
-                if high.is_some_and(|h| p.next.or(low).is_none_or(|n| n < h)) {
+                let (low, high) = cached_watermarks(consumer, &topic_names[p.topic], p.partition);
+                if high.is_some() && p.unread(low, high).is_none_or(|n| n > 0) {
                     p.caught_up = false;
                     p.last_record = Instant::now();
                     if tx.blocking_send(Input::Behind(*stream)).is_err() {
@@ -351,9 +361,9 @@ fn poll_loop(
             last_check = Instant::now();
             let mut lag = [0i64; 3];
             for p in partitions.values() {
-                let (low, high) = high_watermark(consumer, &topic_names[p.topic], p.partition);
-                if let (Some(high), Some(next)) = (high, p.next.or(low)) {
-                    lag[p.topic] += (high - next).max(0);
+                let (low, high) = cached_watermarks(consumer, &topic_names[p.topic], p.partition);
+                if let Some(unread) = p.unread(low, high) {
+                    lag[p.topic] += unread.max(0);
                 }
             }
             for (topic, lag) in topics.inputs.iter().zip(lag) {
@@ -368,10 +378,10 @@ fn poll_loop(
                 .iter_mut()
                 .filter(|(_, p)| !p.caught_up && p.last_record.elapsed() >= partition_idle)
             {
-                let (low, high) = high_watermark(consumer, &topic_names[p.topic], p.partition);
+                let (low, high) = cached_watermarks(consumer, &topic_names[p.topic], p.partition);
                 let Some(high) = high else { continue };
                 let at_end = |low: Option<i64>, high: i64| {
-                    p.next.or(low).is_some_and(|n| n >= high) || low == Some(high)
+                    p.unread(low, Some(high)).is_some_and(|n| n <= 0) || low == Some(high)
                 };
                 if !at_end(low, high) {
                     continue;
@@ -399,7 +409,7 @@ fn poll_loop(
 
 /// The partition's low and high watermarks as librdkafka last learned them (no request
 /// is made); `None` while unknown.
-fn high_watermark(
+fn cached_watermarks(
     consumer: &BaseConsumer<Context>,
     topic: &CString,
     partition: i32,
