@@ -67,18 +67,20 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
     let health = Arc::new(Health::default());
     let topics = TopicNames::from_config(config);
 
-    let embedded;
-    let brokers = if config.kafka.brokers == EMBEDDED {
-        embedded = EmbeddedBroker::start(&topics.all(), config.kafka.embedded_partitions)?;
-        let addr = embedded.bootstrap_servers();
-        tracing::info!(
-            bootstrap = %addr,
-            "embedded Kafka-protocol broker started; publish events with: \
-             nhi-drift produce --brokers {addr} examples/scenario.jsonl"
-        );
-        addr
-    } else {
-        config.kafka.brokers.clone()
+    let embedded = (config.kafka.brokers == EMBEDDED)
+        .then(|| EmbeddedBroker::start(&topics.all(), config.kafka.embedded_partitions))
+        .transpose()?;
+    let brokers = match &embedded {
+        Some(broker) => {
+            let addr = broker.bootstrap_servers();
+            tracing::info!(
+                bootstrap = %addr,
+                "embedded Kafka-protocol broker started; publish events with: \
+                 nhi-drift produce --brokers {addr} examples/scenario.jsonl"
+            );
+            addr
+        }
+        None => config.kafka.brokers.clone(),
     };
 
     let metrics = Arc::new(Metrics::new(&topics.inputs, &rules));
@@ -102,7 +104,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
     // The embedded broker starts empty every time: a checkpoint of an earlier one refers
     // to records that no longer exist, so it is not restored (and is replaced).
     let saved = checkpoint::load(&dir)?;
-    let saved = if config.kafka.brokers == EMBEDDED && saved.is_some() {
+    let saved = if embedded.is_some() && saved.is_some() {
         tracing::info!(
             path = %checkpoint::path_in(&dir).display(),
             "embedded broker: not restoring the checkpoint of an earlier run, whose records are gone"
@@ -154,7 +156,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
     let inputs: Vec<&str> = topics.inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&inputs)?;
     let consumer = Arc::new(consumer);
-    let mut sink = Sink::new(base, Arc::clone(&health), Arc::clone(&metrics))?;
+    let sink = Sink::new(base, Arc::clone(&health), Arc::clone(&metrics))?;
 
     let (tx, rx) = mpsc::channel(source::CHANNEL_CHUNKS);
     let mut source = Source::start(
@@ -190,8 +192,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
         return result;
     }
     service.checkpoint().await?;
-    sink = service.sink;
-    sink.flush(kafka::SHUTDOWN_TIMEOUT);
+    service.sink.flush(kafka::SHUTDOWN_TIMEOUT);
     consumer.unsubscribe();
     tracing::info!("stopped");
     Ok(())
