@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::Value;
 use support::{
-    Broker, RunSettings, Scratch, Service, assert_same_alerts, by_id, checkpoint_offsets, replay,
-    split, wait_checkpointed, with_clock_event,
+    Broker, RunSettings, Scratch, Service, assert_same_alerts, by_id, checkpoint_offsets,
+    finish_input, replay, run_to_end, split, with_clock_event,
 };
 
 /// A generated stream (71 k events, every rule firing) with a final clock event.
@@ -72,13 +72,7 @@ fn wait_checkpoint_past(service: &mut Service, run: &RunSettings<'_>, records: i
 fn uninterrupted(broker: &Broker, scratch: &Scratch, prefix: &str) -> Vec<Value> {
     let bootstrap = broker.bootstrap();
     let run = settings(&bootstrap, scratch, prefix);
-    let mut service = Service::start(&run);
-    service.wait_ready();
-    wait_checkpointed(
-        &mut service,
-        &run.state_dir,
-        &broker.input_end_offsets(prefix),
-    );
+    let service = run_to_end(broker, &run);
     service.terminate();
     broker.values(&format!("{prefix}.alerts"))
 }
@@ -97,11 +91,7 @@ fn alerts_and_dead_letters_match_replay() {
     let mut service = Service::start(&run);
     service.wait_ready();
     assert_eq!(service.get("/healthz").map(|r| r.0), Some(200));
-    wait_checkpointed(
-        &mut service,
-        &run.state_dir,
-        &broker.input_end_offsets("nhi"),
-    );
+    finish_input(&broker, &run, &mut service);
     service.terminate();
 
     let expected = replay(&fixture, &as_of);
@@ -188,13 +178,7 @@ fn graceful_restart_and_kill_9_lose_and_invent_nothing() {
     for slice in &slices[2..] {
         broker.produce(slice, "restart");
     }
-    let mut service = Service::start(&run);
-    service.wait_ready();
-    wait_checkpointed(
-        &mut service,
-        &run.state_dir,
-        &broker.input_end_offsets("restart"),
-    );
+    let service = run_to_end(&broker, &run);
     service.terminate();
     let (restarted, restarted_dups) = by_id(broker.values("restart.alerts"));
     assert_same_alerts(&restarted, &reference, "after a graceful restart");
@@ -224,13 +208,7 @@ fn graceful_restart_and_kill_9_lose_and_invent_nothing() {
         );
     }
     broker.produce(&slices[3], "crash");
-    let mut service = Service::start(&run);
-    service.wait_ready();
-    wait_checkpointed(
-        &mut service,
-        &run.state_dir,
-        &broker.input_end_offsets("crash"),
-    );
+    let service = run_to_end(&broker, &run);
     service.terminate();
     let crashed = broker.values("crash.alerts");
     let sent = crashed.len();
@@ -286,11 +264,7 @@ fn broker_faults_are_retried_reported_and_lose_nothing() {
     for slice in &slices[1..] {
         broker.produce(slice, "faults");
     }
-    wait_checkpointed(
-        &mut service,
-        &run.state_dir,
-        &broker.input_end_offsets("faults"),
-    );
+    finish_input(&broker, &run, &mut service);
     let ready_again = service.get("/readyz").map(|r| r.0);
     let log = service.log_text();
     service.terminate();

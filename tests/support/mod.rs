@@ -494,6 +494,24 @@ pub fn split(path: &Path, n: usize) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Starts a service and waits until it has checkpointed every record of its setup's
+/// input topics with a settled watermark; the service keeps running.
+pub fn run_to_end(broker: &Broker, run: &RunSettings<'_>) -> Service {
+    let mut service = Service::start(run);
+    service.wait_ready();
+    finish_input(broker, run, &mut service);
+    service
+}
+
+/// Waits until `service` has checkpointed every record of its setup's input topics.
+pub fn finish_input(broker: &Broker, run: &RunSettings<'_>, service: &mut Service) {
+    wait_checkpointed(
+        service,
+        &run.state_dir,
+        &broker.input_end_offsets(run.prefix),
+    );
+}
+
 /// A broker with the default topics, the scenario (plus a clock event) produced to it,
 /// and a service that has processed all of it and still runs.
 pub fn serve_scenario(scratch: &Scratch) -> (Broker, Service) {
@@ -511,13 +529,7 @@ pub fn serve_scenario(scratch: &Scratch) -> (Broker, Service) {
         checkpoint_interval: "200ms",
         env: Vec::new(),
     };
-    let mut service = Service::start(&run);
-    service.wait_ready();
-    wait_checkpointed(
-        &mut service,
-        &run.state_dir,
-        &broker.input_end_offsets("nhi"),
-    );
+    let service = run_to_end(&broker, &run);
     (broker, service)
 }
 
