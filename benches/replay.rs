@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &mut pipeline,
             std::slice::from_ref(&path),
             None,
-            config.input.max_event_bytes,
+            &Decoder::from_config(&config),
             &mut sinks,
             |_, _| {},
         )

@@ -12,6 +12,7 @@ use crate::alert::format::AlertFormat;
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
 use crate::engine::rule::{Rule, load_rules};
+use crate::event::Decoder;
 use crate::event::time::parse_rfc3339;
 use crate::generate::{GenerateOptions, generate};
 use crate::pipeline::{Options, Pipeline};
@@ -115,10 +116,27 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", render_error(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each said once: the library's errors already include their
+/// source's text in their own message, so a cause whose text is already there is skipped.
+fn render_error(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_logging(config: &Config) {
@@ -249,7 +267,7 @@ async fn replay_command(
         &mut pipeline,
         &files,
         as_of,
-        config.input.max_event_bytes,
+        &Decoder::from_config(config),
         &mut sinks,
         |stats, bytes| {
             if show_progress && total_bytes > 0 {
@@ -380,4 +398,23 @@ fn generate_command(
         .collect();
     eprintln!("seeded violations (identities): {}", seeded.join(" "));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_error;
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "EOF at line 1");
+        let layered = crate::service::checkpoint::CheckpointError::Io {
+            path: "state/checkpoint.json".into(),
+            source: io,
+        };
+        let error = anyhow::Error::new(layered).context("restoring the service");
+        assert_eq!(
+            render_error(&error),
+            "restoring the service: state/checkpoint.json: EOF at line 1"
+        );
+    }
 }

@@ -74,14 +74,19 @@ impl Clock {
     /// Whether an event at `t` from `stream` is late: its window has closed, or its own
     /// stream's watermark has passed the window's end.
     pub fn is_late(&self, t: Micros, stream: u32) -> bool {
+        self.late_by(t, stream).is_some()
+    }
+
+    /// When an event at `t` from `stream` is late (see [`Clock::is_late`]), how far it is
+    /// behind the watermark that makes it late.
+    pub fn late_by(&self, t: Micros, stream: u32) -> Option<Micros> {
         let own = self
             .streams
             .get(&stream)
             .and_then(|s| s.max_time)
             .map(|m| m.saturating_sub(self.lateness));
-        self.watermark
-            .max(own)
-            .is_some_and(|wm| self.window_of(t).1 <= wm)
+        let wm = self.watermark.max(own)?;
+        (self.window_of(t).1 <= wm).then(|| wm.saturating_sub(t))
     }
 
     /// Advances the clock with an accepted event's time from `stream`.

@@ -124,17 +124,39 @@ pub struct IdleAdvance(pub Option<std::time::Duration>);
 
 impl<'de> Deserialize<'de> for IdleAdvance {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        if text == "off" {
-            return Ok(IdleAdvance(None));
-        }
-        match parse_duration(&text) {
-            Some(us) if us > 0 => Ok(IdleAdvance(Some(std::time::Duration::from_micros(
-                us as u64,
-            )))),
-            _ => Err(serde::de::Error::custom(format!(
-                "`{text}` is neither `off` nor a positive duration (e.g. 1m)"
-            ))),
+        let us = off_or_duration(&String::deserialize(d)?, 1).map_err(serde::de::Error::custom)?;
+        Ok(IdleAdvance(
+            us.map(|us| std::time::Duration::from_micros(us as u64)),
+        ))
+    }
+}
+
+/// `off`, or a duration of at least zero (`input.max_future`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffOrDuration(pub Option<Micros>);
+
+impl<'de> Deserialize<'de> for OffOrDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        off_or_duration(&String::deserialize(d)?, 0)
+            .map(OffOrDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `off` (`None`) or a duration of at least `min` microseconds.
+fn off_or_duration(text: &str, min: Micros) -> Result<Option<Micros>, String> {
+    if text == "off" {
+        return Ok(None);
+    }
+    match parse_duration(text) {
+        Some(us) if us >= min => Ok(Some(us)),
+        _ => {
+            let what = if min > 0 {
+                "a positive duration"
+            } else {
+                "a duration"
+            };
+            Err(format!("`{text}` is neither `off` nor {what} (e.g. 1m)"))
         }
     }
 }
@@ -145,6 +167,9 @@ impl<'de> Deserialize<'de> for IdleAdvance {
 pub struct InputConfig {
     /// Largest accepted record in bytes.
     pub max_event_bytes: usize,
+    /// `off`, or how far ahead of the wall clock an event's time may be before it is
+    /// dead-lettered as `future_time`.
+    pub max_future: OffOrDuration,
     /// Rows (identity snapshots and activity) gathered before the rules run; larger
     /// batches run the queries less often. Results never depend on it.
     pub batch_rows: usize,

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::alert::format::AlertFormat;
 use crate::config::Config;
 use crate::engine::rule::{KEY_FIELDS, Rule};
+use crate::event::Decoder;
 use crate::event::time::{format_rfc3339, parse_rfc3339};
 use crate::pipeline::{Options, Pipeline};
 use crate::replay::{Sinks, replay};
@@ -136,7 +137,7 @@ pub async fn replay_case(
         &mut pipeline,
         &files,
         as_of,
-        config.input.max_event_bytes,
+        &Decoder::from_config(config),
         &mut sinks,
         |_, _| {},
     )

@@ -22,6 +22,7 @@
 //! - [`generate`]: the deterministic synthetic event stream of `nhi-drift generate`.
 //! - [`metrics`]: the Prometheus metrics, names and help in one place.
 //! - [`config`]: configuration loading.
+//! - [`throttle`]: rate-limited logging of repeating conditions.
 //! - `pairs`: serde helper writing maps with non-string keys as `[key, value]` lists.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
@@ -40,3 +41,4 @@ pub mod pipeline;
 pub mod produce;
 pub mod replay;
 pub mod service;
+pub mod throttle;

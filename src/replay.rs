@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::alert::Alert;
 use crate::alert::format::AlertFormat;
 use crate::event::decode::Origin;
-use crate::event::{DeadLetter, Micros, Reason, Reject};
+use crate::event::{DeadLetter, Decoder, Micros};
 use crate::pipeline::{Pipeline, PipelineError, Stats};
 
 /// Errors that stop a replay (bad records never do).
@@ -140,7 +140,7 @@ pub async fn replay(
     pipeline: &mut Pipeline,
     files: &[PathBuf],
     as_of: Option<Micros>,
-    max_event_bytes: usize,
+    decoder: &Decoder,
     sinks: &mut Sinks<'_>,
     mut progress: impl FnMut(&Stats, u64),
 ) -> Result<Summary, ReplayError> {
@@ -156,12 +156,10 @@ pub async fn replay(
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line_no: i64 = 0;
         loop {
-            let read =
-                read_bounded_line(&mut reader, &mut buf, max_event_bytes).map_err(|source| {
-                    ReplayError::Read {
-                        path: path.display().to_string(),
-                        source,
-                    }
+            let read = read_bounded_line(&mut reader, &mut buf, decoder.max_event_bytes())
+                .map_err(|source| ReplayError::Read {
+                    path: path.display().to_string(),
+                    source,
                 })?;
             let Some(total) = read else { break };
             line_no += 1;
@@ -174,18 +172,23 @@ pub async fn replay(
             if record.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let origin = || Origin {
-                topic: path.display().to_string(),
-                partition: None,
-                offset: line_no,
-            };
-            let outcome = if total > buf.len() {
-                Err(oversized(pipeline, record, total, origin()))
+            let decoded = if total > buf.len() {
+                Err(decoder.reject_partial(record, total))
             } else {
-                pipeline.push_record(record, origin)
+                decoder.decode(record)
             };
-            if let Err(letter) = outcome {
-                sinks.dead_letter(&letter, &mut reported)?;
+            match decoded {
+                Ok(event) => pipeline.push_event(event),
+                Err(reject) => {
+                    pipeline.count_rejected(reject.reason);
+                    let origin = Origin {
+                        topic: path.display().to_string(),
+                        partition: None,
+                        offset: line_no,
+                    };
+                    let letter = DeadLetter::new(reject, origin, record);
+                    sinks.dead_letter(&letter, &mut reported)?;
+                }
             }
             if pipeline.should_flush() {
                 let alerts = pipeline.flush().await?;
@@ -205,25 +208,6 @@ pub async fn replay(
         elapsed: started.elapsed(),
         files: files.len(),
     })
-}
-
-/// A line longer than the limit was only partly read: reject it without parsing.
-fn oversized(pipeline: &mut Pipeline, prefix: &[u8], total: usize, origin: Origin) -> DeadLetter {
-    let reject = match std::str::from_utf8(prefix) {
-        Err(e) if e.error_len().is_some() => Reject {
-            reason: Reason::InvalidUtf8,
-            error: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-        },
-        _ => Reject {
-            reason: Reason::TooLarge,
-            error: format!(
-                "record is {total} bytes or more, limit is {}",
-                prefix.len() - 1
-            ),
-        },
-    };
-    pipeline.count_rejected(reject.reason);
-    DeadLetter::new(reject, origin, prefix)
 }
 
 impl Summary {

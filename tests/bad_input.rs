@@ -18,6 +18,7 @@ fn every_reason_code_is_dead_lettered_and_processing_continues() {
         br#"{"id":"x5","type":"credential.exploded","time":"2026-01-01T00:00:00Z","identity":"a"}"#.to_vec(),
         br#"{"id":"x6","type":"credential.used","time":"2026-01-01T00:00:00Z","identity":"a","password":"hunter2"}"#.to_vec(),
         br#"{"id":"x7","type":"tool.called","time":"2026-01-01T00:00:00Z","identity":"a","tool":"t","sensitivity":"top-secret"}"#.to_vec(),
+        br#"{"id":"x8","type":"task.completed","time":"9999-12-31T23:59:59Z","identity":"a","task":"t"}"#.to_vec(),
     ];
     for i in 0..5 {
         lines.push(format!(r#"{{"id":"ok{i}","type":"credential.used","time":"2026-01-01T00:0{i}:00Z","identity":"svc","credential":"k1","token":"abc"}}"#).into_bytes());
@@ -61,7 +62,8 @@ fn every_reason_code_is_dead_lettered_and_processing_continues() {
             "missing_field",
             "unknown_type",
             "missing_field",
-            "invalid_field"
+            "invalid_field",
+            "future_time"
         ]
     );
     assert_eq!(letters[0]["offset"], 1);

@@ -41,6 +41,24 @@ fn defaults_match_the_contract() {
     assert_eq!(c.time.window.0, 60_000_000);
     assert_eq!(c.time.allowed_lateness.0, 300_000_000);
     assert_eq!(c.input.max_event_bytes, 1 << 20);
+    assert_eq!(c.input.max_future.0, Some(3_600_000_000), "1 h ahead");
+}
+
+#[test]
+fn max_future_is_off_or_a_duration() {
+    let c =
+        Config::load_with_env(None, env(&[("NHI_DRIFT_INPUT__MAX_FUTURE", "off")])).expect("off");
+    assert_eq!(c.input.max_future.0, None);
+    let c =
+        Config::load_with_env(None, env(&[("NHI_DRIFT_INPUT__MAX_FUTURE", "0s")])).expect("zero");
+    assert_eq!(c.input.max_future.0, Some(0));
+    let error = Config::load_with_env(None, env(&[("NHI_DRIFT_INPUT__MAX_FUTURE", "soon")]))
+        .expect_err("not a duration")
+        .to_string();
+    assert!(
+        error.contains("`soon` is neither `off` nor a duration"),
+        "{error}"
+    );
 }
 
 #[test]

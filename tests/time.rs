@@ -122,7 +122,7 @@ fn batch_size_does_not_change_results() {
 fn idle_advance_moves_event_time_and_opens_what_became_due() {
     use nhi_drift::config::Config;
     use nhi_drift::engine::rule::load_rules;
-    use nhi_drift::event::decode::Origin;
+    use nhi_drift::event::Decoder;
     use nhi_drift::event::time::parse_rfc3339;
     use nhi_drift::pipeline::{Options, Pipeline};
 
@@ -132,6 +132,7 @@ fn idle_advance_moves_event_time_and_opens_what_became_due() {
     runtime.block_on(async {
         let config = Config::load_with_env(None, Vec::new()).expect("config");
         let rules = load_rules(None).expect("rules");
+        let decoder = Decoder::from_config(&config);
         let mut pipeline = Pipeline::new(Options::from_config(&config), rules, &config.rule_params)
             .await
             .expect("pipeline");
@@ -141,12 +142,7 @@ fn idle_advance_moves_event_time_and_opens_what_became_due() {
             r#"{"id":"i3","type":"identity.approved","time":"2026-01-01T00:00:00Z","identity":"svc-a","approver":"p","scopes":[]}"#,
             r#"{"id":"c1","type":"credential.issued","time":"2026-01-01T00:00:00Z","identity":"svc-a","credential":"k1","kind":"api_key"}"#,
         ] {
-            let origin = || Origin {
-                topic: "test".into(),
-                partition: None,
-                offset: 0,
-            };
-            pipeline.push_record(line.as_bytes(), origin).expect("valid");
+            pipeline.push_event(decoder.decode(line.as_bytes()).expect("valid"));
         }
         // Without traffic event time stands still: nothing closes, nothing is due.
         assert!(pipeline.flush().await.expect("flush").is_empty());
@@ -165,4 +161,64 @@ fn idle_advance_moves_event_time_and_opens_what_became_due() {
         assert_eq!(rotation.opened_at, parse_rfc3339("2026-04-01T00:00:00Z").expect("time"));
         assert_eq!(rotation.detected_at, watermark);
     });
+}
+
+#[test]
+fn a_far_future_event_is_dead_lettered_and_does_not_stop_detection() {
+    // One valid event stamped 9999-12-31 in the middle of the scenario.
+    let scenario = std::fs::read_to_string("examples/scenario.jsonl").expect("scenario");
+    let mut lines: Vec<&str> = scenario.lines().collect();
+    let future = r#"{"id":"far-future","type":"credential.used","time":"9999-12-31T23:59:59Z","identity":"svc-billing-exporter","credential":"key-be-91d0"}"#;
+    lines.insert(lines.len() / 2, future);
+    let path = write("future.jsonl", &lines);
+    let dead = path.with_extension("dead.jsonl");
+    let (alerts, summary) = replay(&[
+        path.to_str().expect("path"),
+        "--dead-letter",
+        dead.to_str().expect("path"),
+    ]);
+    let (plain, _) = replay(&["examples/scenario.jsonl"]);
+    assert_eq!(alerts, plain, "the far-future event changes nothing");
+    assert!(summary.contains("future_time"), "{summary}");
+    let letters: Vec<Value> = std::fs::read_to_string(&dead)
+        .expect("dead letters")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let letter = letters
+        .iter()
+        .find(|l| l["reason"] == "future_time")
+        .unwrap_or_else(|| panic!("a future_time dead letter: {letters:?}"));
+    assert_eq!(
+        letter["payload"], future,
+        "with the payload, like every reject"
+    );
+    assert!(
+        letter["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("9999-12-31")),
+        "{letter}"
+    );
+
+    // Without the check the same event moves the watermark to the year 9999: every later
+    // event is late and detection stops — what `input.max_future` prevents.
+    let config = path.with_extension("toml");
+    std::fs::write(&config, "[input]\nmax_future = \"off\"\n").expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
+        .args(["--config", config.to_str().expect("path"), "replay"])
+        .arg(&path)
+        .output()
+        .expect("replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let late: u64 = stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "late")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a late count: {stderr}"));
+    assert!(
+        late as usize >= lines.len() / 3,
+        "unchecked, every event after it is late: {late}\n{stderr}"
+    );
+    assert!(summary.contains("late 0"), "checked, none is: {summary}");
 }

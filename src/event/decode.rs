@@ -25,17 +25,19 @@ pub enum Reason {
     MissingField,
     UnknownType,
     InvalidField,
+    FutureTime,
 }
 
 impl Reason {
     /// Every reason, for metrics initialisation and summaries.
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::InvalidUtf8,
         Reason::TooLarge,
         Reason::InvalidJson,
         Reason::MissingField,
         Reason::UnknownType,
         Reason::InvalidField,
+        Reason::FutureTime,
     ];
 
     /// The wire code.
@@ -47,6 +49,7 @@ impl Reason {
             Reason::MissingField => "missing_field",
             Reason::UnknownType => "unknown_type",
             Reason::InvalidField => "invalid_field",
+            Reason::FutureTime => "future_time",
         }
     }
 }
@@ -297,16 +300,77 @@ const MAX_ITEMS: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Decoder {
     max_event_bytes: usize,
+    /// How far ahead of the wall clock an event's time may be (`None`: unchecked).
+    max_future: Option<Micros>,
 }
 
 impl Decoder {
-    /// A decoder rejecting records larger than `max_event_bytes` as `too_large`.
+    /// A decoder rejecting records larger than `max_event_bytes` as `too_large`, with no
+    /// limit on event times (see [`Decoder::with_max_future`]).
     pub fn new(max_event_bytes: usize) -> Self {
-        Decoder { max_event_bytes }
+        Decoder {
+            max_event_bytes,
+            max_future: None,
+        }
     }
 
-    /// Decodes one record, or says why it is rejected.
+    /// The decoder of the input settings in `config` (`input.max_event_bytes`,
+    /// `input.max_future`).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Decoder::new(config.input.max_event_bytes).with_max_future(config.input.max_future.0)
+    }
+
+    /// Rejects events whose time is more than `max_future` ahead of the wall clock when
+    /// they are decoded as `future_time` (`None`: no limit).
+    pub fn with_max_future(mut self, max_future: Option<Micros>) -> Self {
+        self.max_future = max_future;
+        self
+    }
+
+    /// Decodes one record, or says why it is rejected. The wall clock is read only when
+    /// event times are limited (`input.max_future`).
     pub fn decode(&self, bytes: &[u8]) -> Result<Event, Reject> {
+        self.decode_with(bytes, wall_clock)
+    }
+
+    /// [`Decoder::decode`] as of the wall-clock time `now`.
+    pub fn decode_at(&self, bytes: &[u8], now: Micros) -> Result<Event, Reject> {
+        self.decode_with(bytes, || now)
+    }
+
+    /// The largest accepted record, in bytes.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
+    }
+
+    /// Rejects a record of `total` bytes of which only `prefix` (more than the limit) was
+    /// read: the checks of [`Decoder::decode`] that a prefix can decide, in their order.
+    pub fn reject_partial(&self, prefix: &[u8], total: usize) -> Reject {
+        match std::str::from_utf8(prefix) {
+            // A character cut at the end of the prefix is not an error of the record.
+            Err(e) if e.error_len().is_some() => Reject::new(
+                Reason::InvalidUtf8,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            ),
+            _ => Reject::new(
+                Reason::TooLarge,
+                format!(
+                    "record is {total} bytes or more, limit is {}",
+                    self.max_event_bytes
+                ),
+            ),
+        }
+    }
+
+    fn decode_with(&self, bytes: &[u8], now: impl FnOnce() -> Micros) -> Result<Event, Reject> {
+        let event = self.decode_valid(bytes)?;
+        if let Some(max_future) = self.max_future {
+            check_not_future(&event, now(), max_future)?;
+        }
+        Ok(event)
+    }
+
+    fn decode_valid(&self, bytes: &[u8]) -> Result<Event, Reject> {
         let text = std::str::from_utf8(bytes).map_err(|e| {
             Reject::new(
                 Reason::InvalidUtf8,
@@ -343,6 +407,31 @@ impl Decoder {
         })?;
         validate(raw)
     }
+}
+
+/// The wall clock in microseconds since the Unix epoch.
+pub fn wall_clock() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as Micros)
+}
+
+/// The last check of contract §4: an event time more than `max_future` ahead of the wall
+/// clock would move the watermark past every real event.
+fn check_not_future(event: &Event, now: Micros, max_future: Micros) -> Result<(), Reject> {
+    let ahead = event.time.saturating_sub(now);
+    if ahead <= max_future {
+        return Ok(());
+    }
+    Err(Reject::new(
+        Reason::FutureTime,
+        format!(
+            "`time` {} is {} ahead of the wall clock (limit {}, `input.max_future`)",
+            super::time::format_rfc3339(event.time),
+            super::time::format_approx(ahead),
+            super::time::format_duration(max_future)
+        ),
+    ))
 }
 
 fn truncate(mut s: String, max: usize) -> String {

@@ -43,6 +43,21 @@ pub fn format_duration(micros: Micros) -> String {
     }
 }
 
+/// Formats a length of time approximately, for people: `2.5d`, `3.0h`, `12.0m`, `4.2s`.
+pub fn format_approx(micros: Micros) -> String {
+    const UNITS: [(Micros, &str); 3] = [
+        (86_400 * SECOND, "d"),
+        (3_600 * SECOND, "h"),
+        (60 * SECOND, "m"),
+    ];
+    for (size, unit) in UNITS {
+        if micros.abs() >= size {
+            return format!("{:.1}{unit}", micros as f64 / size as f64);
+        }
+    }
+    format!("{:.1}s", micros as f64 / SECOND as f64)
+}
+
 /// Parses a duration such as `90d`, `24h`, `5m`, `30s`, `250ms` or `1h30m` into microseconds.
 pub fn parse_duration(text: &str) -> Option<Micros> {
     let text = text.trim();

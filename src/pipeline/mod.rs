@@ -20,8 +20,7 @@ use crate::alert::{Alert, Owner, Status};
 use crate::clock::Clock;
 use crate::engine::rule::{Rule, RuleError, RuleKind, RuleParams};
 use crate::engine::{Engine, EngineError, Finding};
-use crate::event::decode::Origin;
-use crate::event::{Body, DeadLetter, Decoder, Event, Micros};
+use crate::event::{Body, Event, Micros};
 use crate::inventory::Inventory;
 use crate::inventory::enrich::WindowActivity;
 use batch::{Batch, Eval};
@@ -36,13 +35,20 @@ pub struct Position {
     pub order: u64,
 }
 
+/// Late events of one input stream since they were last taken ([`Pipeline::take_late`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LateTally {
+    pub events: u64,
+    /// The most any of them was behind the watermark that made it late.
+    pub max_behind: Micros,
+}
+
 /// Settings of the pipeline (from config).
 #[derive(Debug, Clone)]
 pub struct Options {
     pub window: Micros,
     pub allowed_lateness: Micros,
     pub dedup_period: Micros,
-    pub max_event_bytes: usize,
     /// Rows (snapshots and activity) after which a batch should be flushed.
     pub batch_rows: usize,
 }
@@ -54,7 +60,6 @@ impl Options {
             window: cfg.time.window.0,
             allowed_lateness: cfg.time.allowed_lateness.0,
             dedup_period: cfg.alerts.dedup_period.0,
-            max_event_bytes: cfg.input.max_event_bytes,
             batch_rows: cfg.input.batch_rows,
         }
     }
@@ -110,7 +115,6 @@ struct OpenWindow {
 /// The detection pipeline.
 pub struct Pipeline {
     options: Options,
-    decoder: Decoder,
     clock: Clock,
     seen: HashSet<u128, BuildHasherDefault<IdHasher>>,
     seq: u64,
@@ -122,6 +126,7 @@ pub struct Pipeline {
     batch: Batch,
     last_eval: Option<Micros>,
     stats: Stats,
+    late: BTreeMap<u32, LateTally>,
 }
 
 impl Pipeline {
@@ -133,7 +138,6 @@ impl Pipeline {
     ) -> Result<Pipeline, PipelineError> {
         let engine = Engine::new(rules, params).await?;
         Ok(Pipeline {
-            decoder: Decoder::new(options.max_event_bytes),
             clock: Clock::new(options.window, options.allowed_lateness),
             lifecycle: Lifecycle::new(options.dedup_period),
             options,
@@ -146,6 +150,7 @@ impl Pipeline {
             batch: Batch::default(),
             last_eval: None,
             stats: Stats::default(),
+            late: BTreeMap::new(),
         })
     }
 
@@ -174,27 +179,7 @@ impl Pipeline {
         self.clock.max_time()
     }
 
-    /// Decodes one record and pushes it; a rejected record comes back as a dead letter.
-    pub fn push_record(
-        &mut self,
-        bytes: &[u8],
-        origin: impl FnOnce() -> Origin,
-    ) -> Result<(), DeadLetter> {
-        self.stats.read += 1;
-        match self.decoder.decode(bytes) {
-            Ok(event) => {
-                self.push_event(event);
-                Ok(())
-            }
-            Err(reject) => {
-                *self.stats.rejected.entry(reject.reason).or_default() += 1;
-                Err(DeadLetter::new(reject, origin(), bytes))
-            }
-        }
-    }
-
-    /// Counts a record rejected before or outside [`Pipeline::push_record`] (e.g. an
-    /// oversized line read in part, or a record decoded on another thread).
+    /// Counts a record rejected by its decoder (it goes to the dead-letter output).
     pub fn count_rejected(&mut self, reason: crate::event::Reason) {
         self.stats.read += 1;
         *self.stats.rejected.entry(reason).or_default() += 1;
@@ -202,11 +187,12 @@ impl Pipeline {
 
     /// Pushes one decoded event of the replay's single stream, in arrival order.
     pub fn push_event(&mut self, event: Event) {
+        self.stats.read += 1;
         let order = self.seq + 1;
         self.push_event_at(event, Position { stream: 0, order });
     }
 
-    /// Pushes an event decoded elsewhere (counted as read) from `position`.
+    /// Pushes an event of input stream `position.stream` (a Kafka partition).
     pub fn push_decoded(&mut self, event: Event, position: Position) {
         self.stats.read += 1;
         self.push_event_at(event, position);
@@ -220,10 +206,13 @@ impl Pipeline {
         }
         *self.stats.accepted.entry(event.event_type()).or_default() += 1;
         let t = event.time;
-        if self.clock.is_late(t, position.stream) {
+        if let Some(behind) = self.clock.late_by(t, position.stream) {
             // Late events are earlier than everything pending, so applying them now keeps
             // the inventory in time order; they join no window.
             self.stats.late += 1;
+            let tally = self.late.entry(position.stream).or_default();
+            tally.events += 1;
+            tally.max_behind = tally.max_behind.max(behind);
             self.inventory.apply(&event);
             return;
         }
@@ -242,6 +231,11 @@ impl Pipeline {
         self.pending.insert((t, position.order), event);
         self.clock.observe(t, position.stream);
         self.close_ready_windows();
+    }
+
+    /// The late events per input stream since the last call.
+    pub fn take_late(&mut self) -> BTreeMap<u32, LateTally> {
+        std::mem::take(&mut self.late)
     }
 
     /// Announces input streams with records to deliver (see [`Clock::register`]).

@@ -62,8 +62,17 @@ impl Health {
 
     /// A broker or delivery problem.
     pub fn broker_error(&self, what: &str) {
+        self.problem(format!("broker: {what}"));
+    }
+
+    /// No broker can be reached.
+    pub fn broker_unreachable(&self, what: &str) {
+        self.problem(format!("broker unreachable: {what}"));
+    }
+
+    fn problem(&self, text: String) {
         if let Ok(mut p) = self.problem.lock() {
-            p.0 = Some((Instant::now(), what.chars().take(300).collect()));
+            p.0 = Some((Instant::now(), text.chars().take(300).collect()));
         }
     }
 
@@ -82,16 +91,18 @@ impl Health {
         if !self.restored.load(Ordering::Relaxed) {
             return Some("restoring state".into());
         }
+        // A broker problem explains missing partitions too, so it is named first.
+        if let Ok(p) = self.problem.lock()
+            && let Some((at, what)) = &p.0
+            && *at >= p.1
+            && at.elapsed() < ERROR_HOLD
+        {
+            return Some(what.clone());
+        }
         if self.assigned.load(Ordering::Relaxed) == 0 {
             return Some("no partitions assigned".into());
         }
-        let p = self.problem.lock().ok()?;
-        match &p.0 {
-            Some((at, what)) if *at >= p.1 && at.elapsed() < ERROR_HOLD => {
-                Some(format!("broker: {what}"))
-            }
-            _ => None,
-        }
+        None
     }
 }
 
@@ -107,10 +118,20 @@ mod tests {
         assert_eq!(h.not_ready().as_deref(), Some("no partitions assigned"));
         h.set_assigned(3);
         assert_eq!(h.not_ready(), None);
-        h.broker_error("all brokers down");
-        assert_eq!(h.not_ready().as_deref(), Some("broker: all brokers down"));
+        h.broker_error("delivering to nhi.alerts: timed out");
+        assert_eq!(
+            h.not_ready().as_deref(),
+            Some("broker: delivering to nhi.alerts: timed out")
+        );
         std::thread::sleep(Duration::from_millis(2));
         h.ok();
         assert_eq!(h.not_ready(), None);
+        h.set_assigned(0);
+        h.broker_unreachable("1/1 brokers are down");
+        assert_eq!(
+            h.not_ready().as_deref(),
+            Some("broker unreachable: 1/1 brokers are down"),
+            "the broker is why no partitions are assigned"
+        );
     }
 }

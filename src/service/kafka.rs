@@ -67,6 +67,11 @@ pub fn stream_of(topic: usize, partition: i32) -> u32 {
     ((topic as u32) << 16) | (partition as u32 & 0xffff)
 }
 
+/// The input topic index and partition of a stream id (see [`stream_of`]).
+pub fn partition_of(stream: u32) -> (usize, i32) {
+    ((stream >> 16) as usize, (stream & 0xffff) as i32)
+}
+
 /// An event's position: its partition's stream, and an order that sorts equal event
 /// times by topic (identity, credential, tool call), partition and offset.
 pub fn position(topic: usize, partition: i32, offset: i64) -> Position {

@@ -10,6 +10,7 @@
 //! alert ids (at-least-once in, idempotent out).
 
 pub mod checkpoint;
+pub mod client_log;
 pub mod health;
 pub mod http;
 pub mod kafka;
@@ -28,15 +29,20 @@ use tokio::sync::mpsc;
 use crate::alert::format::AlertFormat;
 use crate::config::Config;
 use crate::engine::rule::Rule;
-use crate::event::Micros;
+use crate::event::Decoder;
 use crate::metrics::Metrics;
 use crate::pipeline::state::RestoreError;
-use crate::pipeline::{Options, Pipeline, PipelineError};
+use crate::pipeline::{LateTally, Options, Pipeline, PipelineError};
+use crate::throttle::Throttle;
 use checkpoint::{Checkpoint, CheckpointError};
+use client_log::ClientLog;
 use health::Health;
 use kafka::{EMBEDDED, EmbeddedBroker, TopicNames, client_config};
 use sink::Sink;
 use source::{Context, Input, Record, Source};
+
+/// At most one warning about late events per this period (the counts accumulate).
+const LATE_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// Longest wait between a window closing and its alerts being sent, when input keeps
 /// arriving (evaluations are batched while records queue up).
@@ -150,6 +156,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
     }
     let consumer: BaseConsumer<Context> = consumer_config.create_with_context(Context {
         health: Arc::clone(&health),
+        log: ClientLog::new(Arc::clone(&health)),
         start_offsets: offsets.clone(),
         assignment: std::sync::Mutex::new(None),
     })?;
@@ -162,7 +169,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
     let mut source = Source::start(
         Arc::clone(&consumer),
         topics.clone(),
-        config.input.max_event_bytes,
+        Decoder::from_config(config),
         Duration::from_micros(config.time.partition_idle.0 as u64),
         Arc::clone(&health),
         Arc::clone(&metrics),
@@ -183,6 +190,8 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
         dirty: false,
         metrics,
         last_checkpoint: Instant::now(),
+        late: BTreeMap::new(),
+        late_log: Throttle::new(LATE_LOG_PERIOD),
     };
     let result = service.main_loop(rx, config, &health).await;
     health.stopping.store(true, Ordering::Relaxed);
@@ -192,6 +201,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
         return result;
     }
     service.checkpoint().await?;
+    service.report_late(true);
     service.sink.flush(kafka::SHUTDOWN_TIMEOUT);
     consumer.unsubscribe();
     tracing::info!("stopped");
@@ -214,6 +224,9 @@ struct Service {
     dirty: bool,
     metrics: Arc<Metrics>,
     last_checkpoint: Instant,
+    /// Late events per input stream not yet logged.
+    late: BTreeMap<u32, LateTally>,
+    late_log: Throttle,
 }
 
 impl Service {
@@ -273,6 +286,7 @@ impl Service {
                     }
                 }
                 _ = tick.tick() => {
+                    self.report_late(false);
                     self.metrics.sync(&self.pipeline);
                     self.metrics
                         .checkpoint_age
@@ -282,7 +296,7 @@ impl Service {
                         && health.is_idle()
                         && last_input.elapsed() >= after
                     {
-                        self.pipeline.advance_idle(wall_clock_micros());
+                        self.pipeline.advance_idle(crate::event::decode::wall_clock());
                         self.dirty = true;
                     }
                 }
@@ -294,6 +308,30 @@ impl Service {
                 self.flush().await?;
                 last_flush = Instant::now();
             }
+        }
+    }
+
+    /// Logs the late events gathered since the last warning: at once for the first, then
+    /// at most once per [`LATE_LOG_PERIOD`]; `all` logs what is left (shutdown).
+    fn report_late(&mut self, all: bool) {
+        for (stream, tally) in self.pipeline.take_late() {
+            let gathered = self.late.entry(stream).or_default();
+            gathered.events += tally.events;
+            gathered.max_behind = gathered.max_behind.max(tally.max_behind);
+        }
+        if self.late.is_empty() || (!all && self.late_log.hit(Instant::now()).is_none()) {
+            return;
+        }
+        for (stream, tally) in std::mem::take(&mut self.late) {
+            let (topic, partition) = kafka::partition_of(stream);
+            tracing::warn!(
+                topic = %self.input_topics[topic],
+                partition,
+                events = tally.events,
+                behind = %crate::event::time::format_approx(tally.max_behind),
+                "late events: older than the watermark when read, they join no window \
+                 (the watermark had passed their window; see README, event time)"
+            );
         }
     }
 
@@ -432,10 +470,4 @@ fn watch_signals(health: &Health) -> Result<Arc<tokio::sync::Notify>, ServiceErr
         }
     });
     Ok(stop)
-}
-
-fn wall_clock_micros() -> Micros {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as Micros)
 }

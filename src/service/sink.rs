@@ -4,14 +4,16 @@
 //! failed) before a checkpoint may commit offsets past their inputs.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
+use super::client_log::{self, CLIENT_LOG_PERIOD, ClientLog};
 use super::health::Health;
 use crate::metrics::Metrics;
+use crate::throttle::Throttle;
 
 /// One record on its way to the broker.
 struct InFlight {
@@ -23,13 +25,14 @@ struct InFlight {
 
 /// The alert and dead-letter producer.
 pub struct Sink {
-    producer: FutureProducer,
+    producer: FutureProducer<ClientLog>,
     in_flight: Vec<InFlight>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
-    /// Records delivered, and deliveries that failed and were sent again.
-    pub delivered: u64,
-    pub retried: u64,
+    /// Failed deliveries and full queues repeat every few hundred milliseconds during an
+    /// outage: logged rate-limited.
+    delivery_failures: Throttle,
+    queue_failures: Throttle,
 }
 
 impl Sink {
@@ -39,19 +42,19 @@ impl Sink {
         health: Arc<Health>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = base
+        let producer = base
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
-            .create()?;
+            .create_with_context(ClientLog::new(Arc::clone(&health)))?;
         Ok(Sink {
             producer,
             in_flight: Vec::new(),
             health,
             metrics,
-            delivered: 0,
-            retried: 0,
+            delivery_failures: Throttle::new(CLIENT_LOG_PERIOD),
+            queue_failures: Throttle::new(CLIENT_LOG_PERIOD),
         })
     }
 
@@ -66,7 +69,7 @@ impl Sink {
         });
     }
 
-    async fn enqueue(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> DeliveryFuture {
+    async fn enqueue(&mut self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> DeliveryFuture {
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload);
             if let Some(key) = key {
@@ -78,34 +81,32 @@ impl Sink {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err((error, _)) => {
-                    tracing::warn!(%error, topic, "queueing a record; retrying");
-                    self.health
-                        .broker_error(&format!("producing to {topic}: {error}"));
+                    if let Some(repeats) = self.queue_failures.hit(Instant::now()) {
+                        tracing::warn!(%error, topic, repeats, "queueing a record; retrying");
+                    }
+                    client_log::report(
+                        &self.health,
+                        &error,
+                        &format!("producing to {topic}: {error}"),
+                    );
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
         }
     }
 
-    /// Records not yet acknowledged.
-    pub fn pending(&self) -> usize {
-        self.in_flight.len()
-    }
-
     /// Waits until every queued record is acknowledged, re-sending failed ones.
     pub async fn settle(&mut self) {
         while let Some(record) = self.in_flight.pop() {
             match record.delivery.await {
-                Ok(Ok(_)) => {
-                    self.delivered += 1;
-                    self.health.ok();
-                }
+                Ok(Ok(_)) => self.health.ok(),
                 Ok(Err((error, _))) => {
                     self.metrics.producer_errors.inc();
-                    tracing::warn!(%error, topic = %record.topic, "delivery failed; sending again");
-                    self.health
-                        .broker_error(&format!("delivering to {}: {error}", record.topic));
-                    self.retried += 1;
+                    if let Some(repeats) = self.delivery_failures.hit(Instant::now()) {
+                        tracing::warn!(%error, topic = %record.topic, repeats, "delivery failed; sending again");
+                    }
+                    let what = format!("delivering to {}: {error}", record.topic);
+                    client_log::report(&self.health, &error, &what);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     let delivery = self
                         .enqueue(&record.topic, record.key.as_deref(), &record.payload)
@@ -114,7 +115,6 @@ impl Sink {
                 }
                 Err(_canceled) => {
                     // The producer dropped the record (it is shutting down): send again.
-                    self.retried += 1;
                     let delivery = self
                         .enqueue(&record.topic, record.key.as_deref(), &record.payload)
                         .await;

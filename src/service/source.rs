@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
@@ -17,12 +18,14 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Statistics};
 use tokio::sync::mpsc;
 
+use super::client_log::{self, CLIENT_LOG_PERIOD, ClientLog};
 use super::health::Health;
 use super::kafka::{TopicNames, position, stream_of};
 use crate::event::decode::Origin;
 use crate::event::{DeadLetter, Decoder, Event};
 use crate::metrics::Metrics;
 use crate::pipeline::Position;
+use crate::throttle::Throttle;
 
 /// Records per chunk handed to the pipeline.
 const CHUNK: usize = 1024;
@@ -49,16 +52,19 @@ pub enum Input {
     Assigned(Vec<u32>),
     /// Partitions no longer assigned.
     Revoked(Vec<u32>),
-    /// A partition that was behind has nothing more to read for now.
+    /// A partition is quiet: read to its end, as the broker confirmed after it received
+    /// nothing for `time.partition_idle`; it no longer holds the watermark.
     CaughtUp(u32),
-    /// A caught-up partition has new records (sent before any of them).
+    /// A quiet partition holds the watermark again (sent before any record that could
+    /// move it).
     Behind(u32),
 }
 
-/// Consumer callbacks: seek assigned partitions to the checkpointed offsets, and keep
-/// health up to date.
+/// Consumer callbacks: seek assigned partitions to the checkpointed offsets, keep health
+/// up to date, and pass librdkafka's messages on rate-limited.
 pub struct Context {
     pub health: Arc<Health>,
+    pub log: ClientLog,
     /// Next offset per (topic, partition), from the restored checkpoint.
     pub start_offsets: BTreeMap<(String, i32), i64>,
     /// The partitions assigned by the latest rebalance, until the poll loop takes them.
@@ -66,12 +72,15 @@ pub struct Context {
 }
 
 impl ClientContext for Context {
-    fn stats(&self, _: Statistics) {}
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "kafka client error");
-        self.health.broker_error(&format!("{error}: {reason}"));
+        self.log.error(error, reason);
     }
+
+    fn stats(&self, _: Statistics) {}
 }
 
 impl Context {
@@ -142,7 +151,6 @@ impl ConsumerContext for Context {
 
 /// The poll thread.
 pub struct Source {
-    pub consumer: Arc<BaseConsumer<Context>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -151,20 +159,19 @@ impl Source {
     pub fn start(
         consumer: Arc<BaseConsumer<Context>>,
         topics: TopicNames,
-        max_event_bytes: usize,
+        decoder: Decoder,
         partition_idle: Duration,
         health: Arc<Health>,
         metrics: Arc<Metrics>,
         tx: mpsc::Sender<Input>,
     ) -> Self {
-        let poller = Arc::clone(&consumer);
         let thread = std::thread::Builder::new()
             .name("nhi-drift-poll".into())
             .spawn(move || {
                 poll_loop(
-                    &poller,
+                    &consumer,
                     &topics,
-                    max_event_bytes,
+                    &decoder,
                     partition_idle,
                     &health,
                     &metrics,
@@ -173,12 +180,12 @@ impl Source {
             })
             .expect("spawning the poll thread");
         Source {
-            consumer,
             thread: Some(thread),
         }
     }
 
-    /// Waits for the poll thread to end (after `health.stop()` or the channel closing).
+    /// Waits for the poll thread to end (after `health.stopping` is set or the channel
+    /// closes).
     pub fn join(&mut self) {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -222,7 +229,7 @@ const CATCH_UP_CHECK: Duration = Duration::from_millis(100);
 fn poll_loop(
     consumer: &BaseConsumer<Context>,
     topics: &TopicNames,
-    max_event_bytes: usize,
+    decoder: &Decoder,
     partition_idle: Duration,
     health: &Health,
     metrics: &Metrics,
@@ -233,7 +240,6 @@ fn poll_loop(
         .iter()
         .map(|t| metrics.events_consumed.with_label_values(&[t]))
         .collect();
-    let decoder = Decoder::new(max_event_bytes);
     let topic_names: Vec<CString> = topics
         .inputs
         .iter()
@@ -241,7 +247,7 @@ fn poll_loop(
         .collect();
     let mut partitions: BTreeMap<u32, Partition> = BTreeMap::new();
     let mut last_check = Instant::now();
-    let mut last_error_log = Instant::now() - Duration::from_secs(60);
+    let mut consume_errors = Throttle::new(CLIENT_LOG_PERIOD);
     while !health.stopping.load(Ordering::Relaxed) {
         let mut chunk = Vec::new();
         let mut timeout = Duration::from_millis(100);
@@ -286,10 +292,9 @@ fn poll_loop(
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(error)) => {
-                    health.broker_error(&error.to_string());
-                    if last_error_log.elapsed() > Duration::from_secs(5) {
-                        tracing::warn!(%error, "consuming");
-                        last_error_log = Instant::now();
+                    client_log::report(health, &error, &error.to_string());
+                    if let Some(repeats) = consume_errors.hit(Instant::now()) {
+                        tracing::warn!(%error, repeats, "consuming");
                     }
                     failed = true;
                     break;
@@ -335,17 +340,15 @@ fn poll_loop(
             }
         }
         if woke {
-            // New records on one caught-up partition: the same fetch told librdkafka of
-            // new records on others, which must hold the watermark again before these
-            // records move it.
+            // A partition that had gone quiet delivers again: a burst after a quiet period
+            // reaches the partitions one fetch at a time, so every quiet partition holds the
+            // watermark again, before these records can move it, until it is quiet again
+            // (nothing received for `partition_idle`, then confirmed by the broker).
             for (stream, p) in partitions.iter_mut().filter(|(_, p)| p.caught_up) {
-                let (low, high) = cached_watermarks(consumer, &topic_names[p.topic], p.partition);
-                if high.is_some() && p.unread(low, high).is_none_or(|n| n > 0) {
-                    p.caught_up = false;
-                    p.last_record = Instant::now();
-                    if tx.blocking_send(Input::Behind(*stream)).is_err() {
-                        return;
-                    }
+                p.caught_up = false;
+                p.last_record = Instant::now();
+                if tx.blocking_send(Input::Behind(*stream)).is_err() {
+                    return;
                 }
             }
         }
@@ -370,10 +373,10 @@ fn poll_loop(
                 metrics.consumer_lag.with_label_values(&[topic]).set(lag);
             }
             // Partitions read to the end (empty ones included) that received nothing for
-            // `partition_idle`: a producer still writing to one keeps it holding the
-            // watermark, so a backfill is ordered as one stream would be. librdkafka's
-            // cached end offset goes stale while fetches fail, so the broker is asked
-            // before a partition is let go; if it cannot answer, the partition holds.
+            // `partition_idle` become quiet and stop holding the watermark. librdkafka's
+            // cached end offset lags behind the broker (it is only as fresh as the last
+            // fetch, and goes stale while fetches fail), so the broker is asked first; if
+            // it cannot answer, the partition holds and the rest wait for the next round.
             for (stream, p) in partitions
                 .iter_mut()
                 .filter(|(_, p)| !p.caught_up && p.last_record.elapsed() >= partition_idle)
@@ -394,13 +397,17 @@ fn poll_loop(
                 match asked {
                     Ok((low, high)) if at_end(Some(low), high) => {
                         p.caught_up = true;
-                        tracing::debug!(stream, next = ?p.next, high, "partition caught up");
+                        tracing::debug!(stream, next = ?p.next, high, "partition quiet");
                         if tx.blocking_send(Input::CaughtUp(*stream)).is_err() {
                             return;
                         }
                     }
-                    // More to read, or no answer: wait another idle period.
-                    _ => p.last_record = Instant::now(),
+                    // More to read: wait another idle period.
+                    Ok(_) => p.last_record = Instant::now(),
+                    Err(_) => {
+                        p.last_record = Instant::now();
+                        break;
+                    }
                 }
             }
         }

@@ -78,6 +78,31 @@ impl Broker {
         );
     }
 
+    /// Publishes every line of `path` to `topic`, keyed by its `identity` as
+    /// `nhi-drift produce` does, from this process (no process start-up in between), and
+    /// waits for the acknowledgements.
+    pub fn publish(&self, path: &Path, topic: &str) {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("linger.ms", "1")
+            .create()
+            .expect("producer");
+        let text = std::fs::read_to_string(path).expect("read fixture");
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let key = serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| v["identity"].as_str().map(str::to_owned));
+            let mut record = BaseRecord::to(topic).payload(line);
+            if let Some(key) = &key {
+                record = record.key(key.as_str());
+            }
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+    }
+
     /// Every record of `topic` so far, as JSON, with its key.
     pub fn read_all(&self, topic: &str) -> Vec<(Option<String>, Value)> {
         let consumer: BaseConsumer = ClientConfig::new()
@@ -218,7 +243,10 @@ impl Service {
             .envs(topic_env(settings.prefix))
             .envs(settings.env.iter().copied())
             .env("NHI_DRIFT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SERVICE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -270,6 +298,17 @@ impl Service {
                 .filter_map(|l| l.split_whitespace().last()?.parse::<i64>().ok())
                 .sum(),
         )
+    }
+
+    /// Late events this process has counted (from `/metrics`).
+    pub fn late_events(&self) -> Option<u64> {
+        let (_, body) = self.get("/metrics")?;
+        body.lines()
+            .find(|l| l.starts_with("nhi_drift_events_late_total "))?
+            .split_whitespace()
+            .last()?
+            .parse()
+            .ok()
     }
 
     /// Sends SIGTERM and waits for a clean exit.
@@ -490,6 +529,38 @@ pub fn split(path: &Path, n: usize) -> Vec<PathBuf> {
             let slice = path.with_extension(format!("{i}.jsonl"));
             std::fs::write(&slice, chunk.join("\n") + "\n").expect("write slice");
             slice
+        })
+        .collect()
+}
+
+/// Splits a `.jsonl` file by the input topic `nhi-drift produce` sends each line to
+/// (identity, credential, tool call; lines without a known type go with the identity
+/// topic), keeping the order: `<path>.identity.jsonl`, ….
+pub fn split_by_topic(path: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(path).expect("read stream");
+    let mut parts = [String::new(), String::new(), String::new()];
+    for line in text.lines() {
+        let kind = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v["type"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let part = if kind.starts_with("credential.") {
+            1
+        } else if kind == "tool.called" || kind == "task.completed" {
+            2
+        } else {
+            0
+        };
+        parts[part].push_str(line);
+        parts[part].push('\n');
+    }
+    ["identity", "credential", "toolcall"]
+        .iter()
+        .zip(parts)
+        .map(|(name, part)| {
+            let out = path.with_extension(format!("{name}.jsonl"));
+            std::fs::write(&out, part).expect("write part");
+            out
         })
         .collect()
 }
