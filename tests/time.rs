@@ -222,3 +222,37 @@ fn a_far_future_event_is_dead_lettered_and_does_not_stop_detection() {
     );
     assert!(summary.contains("late 0"), "checked, none is: {summary}");
 }
+
+#[test]
+fn equal_times_are_ordered_by_class_and_id_not_by_arrival() {
+    // Reverse every run of lines with equal times: the order of arrival changes, the
+    // contract's order (non-activity first, then by id) does not, and neither do alerts.
+    let scenario = std::fs::read_to_string("examples/scenario.jsonl").expect("scenario");
+    let time_of = |line: &str| {
+        serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v["time"].as_str().map(str::to_owned))
+    };
+    let lines: Vec<&str> = scenario.lines().collect();
+    let mut shuffled: Vec<&str> = Vec::with_capacity(lines.len());
+    let mut reversed_runs = 0;
+    let mut i = 0;
+    while i < lines.len() {
+        let t = time_of(lines[i]);
+        let mut j = i + 1;
+        while j < lines.len() && t.is_some() && time_of(lines[j]) == t {
+            j += 1;
+        }
+        reversed_runs += usize::from(j - i > 1);
+        shuffled.extend(lines[i..j].iter().rev());
+        i = j;
+    }
+    assert!(
+        reversed_runs >= 10,
+        "the scenario has equal times: {reversed_runs}"
+    );
+    let path = write("equal-times.jsonl", &shuffled);
+    let (original, _) = replay(&["examples/scenario.jsonl"]);
+    let (reordered, _) = replay(&[path.to_str().expect("path")]);
+    assert_eq!(original, reordered);
+}

@@ -190,7 +190,7 @@ table!(
     Activity, "activity", {
         window_start: ts,
         window_end: ts,
-        /// Arrival order, for stable ordering of equal times.
+        /// Application order (time, class, id), for stable ordering of equal times.
         seq: u64,
         event_id: str,
         time: ts,

@@ -204,6 +204,12 @@ impl Event {
     pub fn event_type(&self) -> EventType {
         self.body.event_type()
     }
+
+    /// Whether this is activity (`credential.used`, `tool.called`), which contract §2
+    /// orders after everything else at an equal time.
+    pub fn is_activity(&self) -> bool {
+        matches!(self.body, Body::CredentialUsed(_) | Body::ToolCalled(_))
+    }
 }
 
 /// Type-specific fields of an event (contract §1.2–§1.4).

@@ -26,14 +26,10 @@ use crate::inventory::enrich::WindowActivity;
 use batch::{Batch, Eval};
 pub use stats::Stats;
 
-/// Where an event came from: its input stream (a Kafka partition; a replay has one) and
-/// its place in a total order of the input, which breaks ties between equal event times
-/// (replay: arrival order; Kafka: topic, partition, offset — independent of interleaving).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    pub stream: u32,
-    pub order: u64,
-}
+/// Events waiting for the watermark, by time and then class (non-activity before
+/// activity); each group is put in `id` order when it is applied (contract §2, "equal
+/// times"), so the order never depends on files, partitions or arrival.
+type PendingEvents = BTreeMap<(Micros, bool), Vec<Event>>;
 
 /// Late events of one input stream since they were last taken ([`Pipeline::take_late`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -117,8 +113,9 @@ pub struct Pipeline {
     options: Options,
     clock: Clock,
     seen: HashSet<u128, BuildHasherDefault<IdHasher>>,
+    /// Events applied from `pending` so far: each one's number orders activity rows.
     seq: u64,
-    pending: BTreeMap<(Micros, u64), Event>,
+    pending: PendingEvents,
     windows: BTreeMap<Micros, OpenWindow>,
     inventory: Inventory,
     engine: Engine,
@@ -185,38 +182,30 @@ impl Pipeline {
         *self.stats.rejected.entry(reason).or_default() += 1;
     }
 
-    /// Pushes one decoded event of the replay's single stream, in arrival order.
+    /// Pushes one decoded event of the replay's single stream.
     pub fn push_event(&mut self, event: Event) {
-        self.stats.read += 1;
-        let order = self.seq + 1;
-        self.push_event_at(event, Position { stream: 0, order });
+        self.push_decoded(event, 0);
     }
 
-    /// Pushes an event of input stream `position.stream` (a Kafka partition).
-    pub fn push_decoded(&mut self, event: Event, position: Position) {
+    /// Pushes one decoded event of input `stream` (a Kafka partition; a replay has one).
+    pub fn push_decoded(&mut self, event: Event, stream: u32) {
         self.stats.read += 1;
-        self.push_event_at(event, position);
-    }
-
-    /// Pushes one decoded event from `position`.
-    fn push_event_at(&mut self, event: Event, position: Position) {
         if !self.seen.insert(xxh3_128(event.id.as_bytes())) {
             self.stats.duplicates += 1;
             return;
         }
         *self.stats.accepted.entry(event.event_type()).or_default() += 1;
         let t = event.time;
-        if let Some(behind) = self.clock.late_by(t, position.stream) {
+        if let Some(behind) = self.clock.late_by(t, stream) {
             // Late events are earlier than everything pending, so applying them now keeps
             // the inventory in time order; they join no window.
             self.stats.late += 1;
-            let tally = self.late.entry(position.stream).or_default();
+            let tally = self.late.entry(stream).or_default();
             tally.events += 1;
             tally.max_behind = tally.max_behind.max(behind);
             self.inventory.apply(&event);
             return;
         }
-        self.seq = self.seq.max(position.order);
         let (start, end) = self.clock.window_of(t);
         self.windows
             .entry(start)
@@ -228,8 +217,11 @@ impl Pipeline {
                 identities: BTreeSet::new(),
             })
             .events += 1;
-        self.pending.insert((t, position.order), event);
-        self.clock.observe(t, position.stream);
+        self.pending
+            .entry((t, event.is_activity()))
+            .or_default()
+            .push(event);
+        self.clock.observe(t, stream);
         self.close_ready_windows();
     }
 
@@ -297,42 +289,50 @@ impl Pipeline {
         }
     }
 
-    /// Applies pending events with time ≤ `limit`, in (time, arrival) order. Activity of
-    /// the `closing` window goes straight into the batch; activity of a later window (an
-    /// event at exactly `limit`) waits in that window until it closes.
+    /// Applies pending events with time ≤ `limit`, in the contract's order (time, class,
+    /// id). Activity of the `closing` window goes straight into the batch; activity of a
+    /// later window (an event at exactly `limit`) waits in that window until it closes.
     fn apply_pending_until(&mut self, limit: Micros, closing: Micros) {
         while let Some(entry) = self.pending.first_entry() {
             if entry.key().0 > limit {
                 break;
             }
-            let ((t, seq), event) = entry.remove_entry();
-            self.inventory.apply(&event);
-            if !matches!(event.body, Body::CredentialUsed(_) | Body::ToolCalled(_)) {
-                continue;
+            let ((t, activity), mut events) = entry.remove_entry();
+            events.sort_unstable_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
+            for event in events {
+                self.seq += 1;
+                self.inventory.apply(&event);
+                if activity {
+                    self.add_activity(&event, t, closing);
+                }
             }
-            let (start, end) = self.clock.window_of(t);
-            let Some(window) = self.windows.get_mut(&start) else {
-                continue;
-            };
-            let rows = if start == closing {
-                &mut self.batch.activity
-            } else {
-                window
-                    .early
-                    .get_or_insert_with(|| Box::new(WindowActivity::small()))
-            };
-            self.inventory.enrich(&event, seq, (start, end), rows);
-            if let Some(identity) = &event.identity {
-                window.identities.insert(identity.clone());
-            }
-            let credential = match &event.body {
-                Body::CredentialUsed(u) => Some(&u.credential),
-                Body::ToolCalled(c) => c.credential.as_ref(),
-                _ => None,
-            };
-            if let Some(owner) = credential.and_then(|c| self.inventory.credential(c)) {
-                window.identities.insert(owner.identity.clone());
-            }
+        }
+    }
+
+    /// Enriches one applied use or call into its window's activity rows.
+    fn add_activity(&mut self, event: &Event, t: Micros, closing: Micros) {
+        let (start, end) = self.clock.window_of(t);
+        let Some(window) = self.windows.get_mut(&start) else {
+            return;
+        };
+        let rows = if start == closing {
+            &mut self.batch.activity
+        } else {
+            window
+                .early
+                .get_or_insert_with(|| Box::new(WindowActivity::small()))
+        };
+        self.inventory.enrich(event, self.seq, (start, end), rows);
+        if let Some(identity) = &event.identity {
+            window.identities.insert(identity.clone());
+        }
+        let credential = match &event.body {
+            Body::CredentialUsed(u) => Some(&u.credential),
+            Body::ToolCalled(c) => c.credential.as_ref(),
+            _ => None,
+        };
+        if let Some(owner) = credential.and_then(|c| self.inventory.credential(c)) {
+            window.identities.insert(owner.identity.clone());
         }
     }
 
@@ -467,18 +467,15 @@ impl Pipeline {
             return self.flush().await;
         };
         if as_of.is_some() {
-            let beyond: Vec<(Micros, u64)> = self
+            let beyond = self
                 .pending
-                .range((final_now.saturating_add(1), 0)..)
-                .map(|(k, _)| *k)
-                .collect();
-            for key in beyond {
-                if self.pending.remove(&key).is_some() {
-                    self.stats.after_as_of += 1;
-                    let (start, _) = self.clock.window_of(key.0);
-                    if let Some(w) = self.windows.get_mut(&start) {
-                        w.events -= 1;
-                    }
+                .split_off(&(final_now.saturating_add(1), false));
+            for ((t, _), events) in beyond {
+                let n = events.len();
+                self.stats.after_as_of += n as u64;
+                let (start, _) = self.clock.window_of(t);
+                if let Some(w) = self.windows.get_mut(&start) {
+                    w.events -= n as u64;
                 }
             }
             self.windows.retain(|_, w| w.events > 0);

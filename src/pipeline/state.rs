@@ -3,7 +3,7 @@
 //! activity rows already applied to them), inventory, alert lifecycle. Taken between
 //! batches, so no evaluation is ever half done.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::io::Cursor;
 
@@ -22,7 +22,7 @@ use crate::event::{Event, Micros};
 use crate::inventory::Inventory;
 
 /// Format version of [`PipelineState`]; a checkpoint of another version is refused.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
 /// Everything a restarted pipeline needs to continue exactly where this one stood.
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,7 +34,8 @@ pub struct PipelineState {
     /// Hashes of the event ids seen, as hex.
     pub seen: String,
     pub seq: u64,
-    pub pending: Vec<((Micros, u64), Event)>,
+    /// Events waiting for the watermark.
+    pub pending: Vec<Event>,
     pub windows: Vec<WindowState>,
     pub inventory: Inventory,
     pub lifecycle: Lifecycle,
@@ -56,7 +57,11 @@ pub struct WindowState {
 /// Why a checkpoint cannot be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    #[error("checkpoint format {found} is not the supported {STATE_VERSION}")]
+    #[error(
+        "checkpoint format {found} was written by another version of nhi-drift; this one \
+         reads format {STATE_VERSION} (run the version that wrote it, or move the checkpoint \
+         directory away to start from empty state at the group's committed offsets)"
+    )]
     Version { found: u32 },
     #[error(
         "checkpoint was taken with time.window = {0} µs and time.allowed_lateness = {1} µs; \
@@ -109,7 +114,7 @@ impl Pipeline {
             clock: self.clock.clone(),
             seen,
             seq: self.seq,
-            pending: self.pending.iter().map(|(k, e)| (*k, e.clone())).collect(),
+            pending: self.pending.values().flatten().cloned().collect(),
             windows,
             inventory: self.inventory.clone(),
             lifecycle: self.lifecycle.clone(),
@@ -139,7 +144,7 @@ impl Pipeline {
             let text = std::str::from_utf8(chunk).map_err(|e| damaged(e.to_string()))?;
             seen.insert(u128::from_str_radix(text, 16).map_err(|e| damaged(e.to_string()))?);
         }
-        let mut windows = std::collections::BTreeMap::new();
+        let mut windows = BTreeMap::new();
         for w in state.windows {
             let early_done = match w.early {
                 Some((a, s, rows)) => vec![(
@@ -175,7 +180,13 @@ impl Pipeline {
         self.clock = state.clock;
         self.seen = seen;
         self.seq = state.seq;
-        self.pending = state.pending.into_iter().collect();
+        self.pending = BTreeMap::new();
+        for event in state.pending {
+            self.pending
+                .entry((event.time, event.is_activity()))
+                .or_default()
+                .push(event);
+        }
         self.windows = windows;
         self.inventory = state.inventory;
         self.lifecycle = lifecycle;

@@ -10,12 +10,11 @@ use rdkafka::producer::DefaultProducerContext;
 
 use crate::config::Config;
 use crate::event::TopicRole;
-use crate::pipeline::Position;
 
 /// `kafka.brokers` value that starts the in-process broker.
 pub const EMBEDDED: &str = "embedded";
 
-/// The input topics in order: their index is part of each event's position.
+/// The input topics in order: their index is part of each partition's stream id.
 pub const INPUT_ROLES: [TopicRole; 3] = [
     TopicRole::Identity,
     TopicRole::Credential,
@@ -70,18 +69,6 @@ pub fn stream_of(topic: usize, partition: i32) -> u32 {
 /// The input topic index and partition of a stream id (see [`stream_of`]).
 pub fn partition_of(stream: u32) -> (usize, i32) {
     ((stream >> 16) as usize, (stream & 0xffff) as i32)
-}
-
-/// An event's position: its partition's stream, and an order that sorts equal event
-/// times by topic (identity, credential, tool call), partition and offset.
-pub fn position(topic: usize, partition: i32, offset: i64) -> Position {
-    let order = ((topic as u64) << 62)
-        | ((partition as u64 & 0x3fff) << 48)
-        | (offset as u64 & ((1 << 48) - 1));
-    Position {
-        stream: stream_of(topic, partition),
-        order,
-    }
 }
 
 /// Client settings shared by consumer and producer: bootstrap servers plus every

@@ -341,7 +341,7 @@ impl Service {
             topic,
             partition,
             offset,
-            position,
+            stream,
             decoded,
             key,
         } = record;
@@ -353,7 +353,7 @@ impl Service {
         *next = (*next).max(offset + 1);
         self.dirty = true;
         match decoded {
-            Ok(event) => self.pipeline.push_decoded(event, position),
+            Ok(event) => self.pipeline.push_decoded(event, stream),
             Err(dead) => {
                 self.pipeline.count_rejected(dead.reject.reason);
                 let payload = serde_json::to_vec(&dead.to_json()).unwrap_or_default();

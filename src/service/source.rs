@@ -20,11 +20,10 @@ use tokio::sync::mpsc;
 
 use super::client_log::{self, CLIENT_LOG_PERIOD, ClientLog};
 use super::health::Health;
-use super::kafka::{TopicNames, position, stream_of};
+use super::kafka::{TopicNames, stream_of};
 use crate::event::decode::Origin;
 use crate::event::{DeadLetter, Decoder, Event};
 use crate::metrics::Metrics;
-use crate::pipeline::Position;
 use crate::throttle::Throttle;
 
 /// Records per chunk handed to the pipeline.
@@ -38,7 +37,8 @@ pub struct Record {
     pub topic: usize,
     pub partition: i32,
     pub offset: i64,
-    pub position: Position,
+    /// The partition's stream id in the pipeline.
+    pub stream: u32,
     pub decoded: Result<Event, DeadLetter>,
     /// The record's identity key, for the dead-letter record.
     pub key: Option<Vec<u8>>,
@@ -285,7 +285,7 @@ fn poll_loop(
                         topic,
                         partition,
                         offset,
-                        position: position(topic, partition, offset),
+                        stream,
                         decoded,
                         key: msg.key().map(<[u8]>::to_vec),
                     });
