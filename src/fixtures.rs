@@ -28,6 +28,10 @@ pub struct CaseOutcome {
     pub failure: Option<String>,
 }
 
+/// Set to rewrite each failing case's `expected.jsonl` with what the engine gives (the
+/// same fields as before); review the diff before committing it.
+pub const UPDATE_ENV: &str = "UPDATE_FIXTURES";
+
 /// Fields always compared.
 const ALWAYS: [&str; 5] = ["rule_id", "status", "identity", "opened_at", "occurrences"];
 /// Timestamp fields, compared as instants.
@@ -198,6 +202,14 @@ async fn run_case(
     let got: Vec<Map<String, Value>> = actual.iter().map(project).collect();
     if want == got {
         return Ok(());
+    }
+    if std::env::var_os(UPDATE_ENV).is_some() {
+        let text: String = got
+            .iter()
+            .map(|m| format!("{}\n", Value::Object(m.clone())))
+            .collect();
+        return std::fs::write(case_dir.join("expected.jsonl"), text)
+            .map_err(|e| format!("{}/expected.jsonl: {e}", case_dir.display()));
     }
     let show = |list: &[Map<String, Value>]| {
         if list.is_empty() {

@@ -159,7 +159,12 @@ fn idle_advance_moves_event_time_and_opens_what_became_due() {
             .find(|a| a.rule_id == "NHI-ROT-001")
             .expect("the api key passed 90 days without rotation");
         assert_eq!(rotation.opened_at, parse_rfc3339("2026-04-01T00:00:00Z").expect("time"));
-        assert_eq!(rotation.detected_at, watermark);
+        // Judged at the end of the window in which "more than 90 days" became true (state
+        // is judged at every window end the watermark passes), not at the watermark.
+        assert_eq!(
+            rotation.detected_at,
+            parse_rfc3339("2026-04-01T00:01:00Z").expect("time")
+        );
     });
 }
 

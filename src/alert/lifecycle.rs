@@ -5,7 +5,11 @@
 //! condition holds given the identity's current state. A candidate is *due* at an
 //! evaluation whose *now* has reached that moment (passed it, for strict thresholds).
 //! Candidates change only when their identity is snapshotted again; due times are kept
-//! in a queue so identities that did not change still open on time.
+//! in a queue so identities that did not change still open on time: at the end of the
+//! window in which they fall due (contract v2: state is judged at every window end), even
+//! when the batch has no evaluation there — between two evaluations of a batch no event
+//! changed any identity, so the candidate found earlier is exactly what a judgement at
+//! that window end would find.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -52,6 +56,9 @@ pub struct Evaluation<'a> {
 pub struct Lifecycle {
     #[serde(skip)]
     dedup_period: Micros,
+    /// The window size: due candidates open at the end of the window they fall due in.
+    #[serde(skip)]
+    window: Micros,
     candidates: HashMap<String, Vec<Finding>>,
     owners: HashMap<String, Owner>,
     /// Open state alerts per identity, with the text they were opened with.
@@ -98,17 +105,28 @@ mod open_pairs {
 }
 
 impl Lifecycle {
-    /// A lifecycle suppressing window repeats within `dedup_period`.
-    pub fn new(dedup_period: Micros) -> Self {
+    /// A lifecycle suppressing window repeats within `dedup_period`, judging state at the
+    /// ends of windows of size `window`.
+    pub fn new(dedup_period: Micros, window: Micros) -> Self {
         Lifecycle {
             dedup_period,
+            window: window.max(1),
             ..Default::default()
         }
     }
 
-    /// Sets the dedup period (after restoring a checkpoint, from config).
-    pub fn set_dedup_period(&mut self, dedup_period: Micros) {
+    /// Sets the dedup period and window size (after restoring a checkpoint, from config).
+    pub fn set_settings(&mut self, dedup_period: Micros, window: Micros) {
         self.dedup_period = dedup_period;
+        self.window = window.max(1);
+    }
+
+    /// The end of the window in which a candidate due at `at` is judged: the first window
+    /// end at or after it.
+    fn judged_at(&self, at: Micros) -> Micros {
+        at.div_euclid(self.window)
+            .saturating_add(i64::from(at.rem_euclid(self.window) != 0))
+            .saturating_mul(self.window)
     }
 
     /// Renumbers rule indices after the rule set changed: `map[old]` is the new index, or
@@ -162,7 +180,19 @@ impl Lifecycle {
             snapshots,
             run_state,
         } = evaluation;
+        // Candidates that fell due at an earlier window end, where this batch has no
+        // evaluation, open there.
         let mut alerts = Vec::new();
+        while let Some(&(at, ..)) = self.due.first() {
+            let judged = self.judged_at(at);
+            if judged >= now {
+                break;
+            }
+            let mut opened = Vec::new();
+            self.open_due(rules, judged, &mut opened, render);
+            sort_state_alerts(rules, &mut opened);
+            alerts.extend(opened);
+        }
         window_findings.sort_by(|a, b| {
             (a.rule, &a.identity, &a.key, a.opened_at).cmp(&(
                 b.rule,
@@ -208,6 +238,20 @@ impl Lifecycle {
         for snapshot in snapshots {
             self.apply_snapshot(rules, now, snapshot, &mut state, render);
         }
+        self.open_due(rules, now, &mut state, render);
+        sort_state_alerts(rules, &mut state);
+        alerts.extend(state);
+        alerts
+    }
+
+    /// Opens the queued candidates due by `now`, detected at `now`.
+    fn open_due(
+        &mut self,
+        rules: &[Rule],
+        now: Micros,
+        out: &mut Vec<Alert>,
+        render: &dyn Fn(&Finding) -> Rendered,
+    ) {
         while let Some(first) = self.due.first() {
             if first.0 > now {
                 break;
@@ -228,20 +272,9 @@ impl Lifecycle {
             }
             let owner = self.owners.get(&identity).cloned().unwrap_or_default();
             let text = render(&finding);
-            state.push(make_alert(rules, &finding, &text, Status::Open, now, owner));
+            out.push(make_alert(rules, &finding, &text, Status::Open, now, owner));
             open.insert((rule, key), (finding, text));
         }
-        // Per rule and entity key; a resolved alert precedes the open one replacing it.
-        state.sort_by_cached_key(|a| {
-            (
-                rule_position(rules, &a.rule_id),
-                a.identity.clone(),
-                a.key.clone(),
-                a.status == Status::Open,
-            )
-        });
-        alerts.extend(state);
-        alerts
     }
 
     /// Starts a batch whose last evaluation is at `horizon`.
@@ -351,6 +384,19 @@ impl Lifecycle {
             self.candidates.insert(identity, candidates);
         }
     }
+}
+
+/// One evaluation's state alerts in output order: per rule and entity key, a resolved
+/// alert before the open one replacing it.
+fn sort_state_alerts(rules: &[Rule], alerts: &mut [Alert]) {
+    alerts.sort_by_cached_key(|a| {
+        (
+            rule_position(rules, &a.rule_id),
+            a.identity.clone(),
+            a.key.clone(),
+            a.status == Status::Open,
+        )
+    });
 }
 
 fn rule_position(rules: &[Rule], id: &str) -> usize {

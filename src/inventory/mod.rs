@@ -235,6 +235,21 @@ impl Inventory {
         std::mem::take(&mut self.dirty)
     }
 
+    /// The earliest time at which an identity must be judged again without an event: a
+    /// credential expiry or a finding falling due.
+    pub fn next_timer(&mut self) -> Option<Micros> {
+        // Wake-ups replaced by a later one are stale: drop them here.
+        while let Some(Reverse((at, identity))) = self.wakeups.peek() {
+            if self.wake_at.get(identity) == Some(at) {
+                break;
+            }
+            self.wakeups.pop();
+        }
+        let expiry = self.expiries.peek().map(|Reverse((at, _))| *at);
+        let wake = self.wakeups.peek().map(|Reverse((at, _))| *at);
+        expiry.into_iter().chain(wake).min()
+    }
+
     /// Snapshots `identity` again at the first evaluation at or after `at`, when a
     /// finding found earlier becomes due; replaces any earlier wake-up of it.
     pub fn schedule_wake(&mut self, at: Micros, identity: &str) {

@@ -136,7 +136,7 @@ impl Pipeline {
         let engine = Engine::new(rules, params).await?;
         Ok(Pipeline {
             clock: Clock::new(options.window, options.allowed_lateness),
-            lifecycle: Lifecycle::new(options.dedup_period),
+            lifecycle: Lifecycle::new(options.dedup_period, options.window),
             options,
             seen: HashSet::default(),
             seq: 0,
@@ -276,17 +276,50 @@ impl Pipeline {
     }
 
     fn close_ready_windows(&mut self) {
-        let Some(watermark) = self.clock.watermark() else {
-            return;
-        };
-        while let Some((&start, window)) = self.windows.first_key_value() {
-            if window.end > watermark {
-                break;
-            }
-            let end = window.end;
-            self.apply_pending_until(end, start);
-            self.record_eval(end, Some(start), true);
+        if let Some(watermark) = self.clock.watermark() {
+            self.advance_to(watermark);
         }
+    }
+
+    /// Closes the windows ending at or before `limit`, in order, and judges state at every
+    /// other window end up to `limit` where a timer falls due (contract v2: state rules
+    /// are judged at the end of every window, empty or not; only identities whose state
+    /// changed or whose due time falls in the window need judging, so an empty window
+    /// without a timer costs nothing).
+    fn advance_to(&mut self, limit: Micros) {
+        loop {
+            let window = self
+                .windows
+                .first_key_value()
+                .filter(|(_, w)| w.end <= limit)
+                .map(|(&start, w)| (start, w.end));
+            let timer = self.next_timer_end().filter(|&end| end <= limit);
+            match (window, timer) {
+                // A timer in an empty window before the next window with events.
+                (window, Some(end)) if window.is_none_or(|(_, w)| end < w) => {
+                    self.apply_pending_until(end, Micros::MIN);
+                    self.record_eval(end, None, true);
+                }
+                (Some((start, end)), _) => {
+                    self.apply_pending_until(end, start);
+                    self.record_eval(end, Some(start), true);
+                }
+                (None, _) => break,
+            }
+        }
+    }
+
+    /// The window end at which the earliest timer is judged: the end of the window it
+    /// falls in, but never at or before an evaluation already made (a timer that became
+    /// due earlier, e.g. the expiry of a credential a late event issued, is judged at the
+    /// next window end).
+    fn next_timer_end(&mut self) -> Option<Micros> {
+        let due = self.inventory.next_timer()?;
+        let after = self
+            .last_eval
+            .map_or(Micros::MIN, |last| last.saturating_add(1));
+        let (start, end) = self.clock.window_of(due.max(after));
+        Some(if start == due.max(after) { start } else { end })
     }
 
     /// Applies pending events with time ≤ `limit`, in the contract's order (time, class,
@@ -383,6 +416,14 @@ impl Pipeline {
 
     /// Runs the rules over the waiting evaluations and returns their alerts, in order.
     pub async fn flush(&mut self) -> Result<Vec<Alert>, PipelineError> {
+        let alerts = self.run_batch().await?;
+        // Findings of this batch that fall due later set timers; those the watermark has
+        // already passed are judged now, in the next batch.
+        self.close_ready_windows();
+        Ok(alerts)
+    }
+
+    async fn run_batch(&mut self) -> Result<Vec<Alert>, PipelineError> {
         if self.batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -482,19 +523,15 @@ impl Pipeline {
         }
         // Time never runs backwards: an `as_of` before an evaluation already made is moved up.
         final_now = final_now.max(self.last_eval.unwrap_or(Micros::MIN));
-        while let Some((&start, window)) = self.windows.first_key_value() {
-            let end = window.end;
-            if end <= final_now {
-                self.apply_pending_until(end, start);
-                self.record_eval(end, Some(start), true);
-            } else {
-                self.apply_pending_until(final_now, start);
-                self.record_eval(final_now, Some(start), false);
-            }
+        self.advance_to(final_now);
+        // Windows ending after the final time: their window rules only.
+        while let Some((&start, _)) = self.windows.first_key_value() {
+            self.apply_pending_until(final_now, start);
+            self.record_eval(final_now, Some(start), false);
         }
         self.apply_pending_until(final_now, Micros::MIN);
         self.record_eval(final_now, None, true);
-        self.flush().await
+        self.run_batch().await
     }
 
     /// Open state alerts per rule id.

@@ -176,7 +176,7 @@ impl Pipeline {
                 .collect();
             lifecycle.remap_rules(&map);
         }
-        lifecycle.set_dedup_period(self.options.dedup_period);
+        lifecycle.set_settings(self.options.dedup_period, self.options.window);
         self.clock = state.clock;
         self.seen = seen;
         self.seq = state.seq;
