@@ -130,6 +130,11 @@ impl Clock {
         }
     }
 
+    /// Whether there are streams and every one has caught up (nothing more to read).
+    pub fn all_caught_up(&self) -> bool {
+        !self.streams.is_empty() && self.streams.values().all(|s| s.caught_up)
+    }
+
     /// Moves event time to at least `t` without an event (the idle-advance policy).
     pub fn advance(&mut self, t: Micros) {
         self.max_time = Some(self.max_time.map_or(t, |m| m.max(t)));

@@ -327,7 +327,14 @@ fn idle_advance_lets_event_time_follow_the_wall_clock() {
     while broker.count("idle.alerts") == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
+    let late = service.late_events();
     service.terminate();
+    // Event time follows the wall clock only once the partitions delivered what they hold.
+    assert_eq!(
+        late,
+        Some(0),
+        "the records written before the start are not late"
+    );
     let alerts = broker.values("idle.alerts");
     let rotation = alerts
         .iter()
@@ -342,5 +349,79 @@ fn idle_advance_lets_event_time_follow_the_wall_clock() {
     // Overdue since a day ago: judged at the end of the one-minute window in which it
     // became overdue, once idle advance moved event time past it.
     assert_eq!(time("opened_at"), issued.timestamp() + 90 * 86_400);
-    assert_eq!(time("detected_at"), (time("opened_at") / 60 + 1) * 60);
+    assert_eq!(
+        time("detected_at"),
+        (time("opened_at") / 60 + 1) * 60,
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn an_unreachable_broker_is_named_and_logged_a_bounded_number_of_times() {
+    let scratch = Scratch::new("unreachable");
+    // Nothing listens on port 1: every connection attempt is refused at once, and
+    // librdkafka retries every few hundred milliseconds.
+    let run = RunSettings {
+        brokers: "127.0.0.1:1",
+        prefix: "unreachable",
+        state_dir: scratch.0.join("state"),
+        log: scratch.0.join("run.log"),
+        checkpoint_interval: "1s",
+        env: Vec::new(),
+    };
+    let service = Service::start(&run);
+    let outage = Duration::from_secs(12);
+    let started = Instant::now();
+    let mut reason = None;
+    while started.elapsed() < outage {
+        if let Some((503, body)) = service.get("/readyz") {
+            reason = Some(body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = service.log_text();
+    service.terminate();
+    let reason = reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("not ready: broker unreachable: "),
+        "/readyz names the broker as the reason: {reason:?}"
+    );
+    let lines = log.lines().count();
+    eprintln!("{lines} log lines in {outage:?} of outage; /readyz: {reason:?}");
+    assert!(
+        lines <= 25,
+        "repeated client errors are rate-limited: {lines} lines\n{log}"
+    );
+}
+
+#[test]
+fn a_truncated_checkpoint_is_refused_with_each_cause_said_once() {
+    let scratch = Scratch::new("truncated");
+    let state = scratch.0.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(
+        state.join("checkpoint.json"),
+        r#"{"offsets": [[["nhi.identity", 0"#,
+    )
+    .expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
+        .arg("run")
+        .env("NHI_DRIFT_KAFKA__BROKERS", "127.0.0.1:1")
+        .env("NHI_DRIFT_CHECKPOINT__DIR", &state)
+        .env("NHI_DRIFT_HTTP__LISTEN", "127.0.0.1:0")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("an error line: {stderr}"));
+    assert!(error.contains("checkpoint.json"), "names the file: {error}");
+    assert_eq!(
+        error.matches("not a readable checkpoint").count(),
+        1,
+        "each cause once: {error}"
+    );
+    assert_eq!(error.matches("EOF").count(), 1, "each cause once: {error}");
 }

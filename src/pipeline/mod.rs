@@ -252,6 +252,12 @@ impl Pipeline {
         self.close_ready_windows();
     }
 
+    /// Whether every input stream is assigned and caught up: the idle-advance policy may
+    /// then move event time (before, records already written could still be on the way).
+    pub fn input_caught_up(&self) -> bool {
+        self.clock.all_caught_up()
+    }
+
     /// The idle-advance policy: moves event time to `t` without an event, closes the
     /// windows the watermark passes and evaluates state at the new watermark.
     pub fn advance_idle(&mut self, t: Micros) {

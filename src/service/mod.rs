@@ -294,6 +294,7 @@ impl Service {
                     self.metrics.ready.set(i64::from(health.not_ready().is_none()));
                     if let Some(after) = idle_advance
                         && health.is_idle()
+                        && self.pipeline.input_caught_up()
                         && last_input.elapsed() >= after
                     {
                         self.pipeline.advance_idle(crate::event::decode::wall_clock());

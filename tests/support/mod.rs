@@ -429,9 +429,10 @@ pub fn replay(path: &Path, as_of: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Writes `events` plus a far-future clock event (which closes every window of the real
-/// events once consumed, and is itself never evaluated) to `path`; returns the end of the
-/// last real event's window as RFC 3339, the `--as-of` at which a replay matches.
+/// Writes `events` plus a clock event 30 days after them (which closes every window of the
+/// real events once consumed, and is itself never evaluated) to `path`; returns the
+/// watermark it moves a service to — state is judged at every window end up to it — as
+/// RFC 3339: the `--as-of` at which a replay matches.
 pub fn with_clock_event(events: &str, path: &Path) -> String {
     let mut last = 0i64;
     for line in events.lines() {
@@ -450,9 +451,8 @@ pub fn with_clock_event(events: &str, path: &Path) -> String {
         tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     ));
     std::fs::write(path, text).expect("write fixture");
-    chrono::DateTime::from_timestamp(end, 0)
-        .expect("time")
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    // The default allowed lateness.
+    (tick - chrono::Duration::minutes(5)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Alerts keyed for comparison: (alert_id, status) → the alert.
