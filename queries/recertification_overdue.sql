@@ -4,6 +4,7 @@
 -- severity: medium
 -- key: identity
 -- frameworks: NIST-AI-RMF:GOVERN, NIST-CSF:PR.AA, OWASP-NHI:NHI5
+-- posture: recertification_overdue
 -- summary: Identity {identity} holds access but was last certified at {last_certified_at}, more than {cadence} ago.
 -- remediation: Have the business owner recertify the identity's purpose and scopes, or offboard it.
 --

@@ -4,6 +4,7 @@
 -- severity: high
 -- key: credential
 -- frameworks: OWASP-NHI:NHI7, NIST-CSF:PR.AA, NIST-AI-RMF:MANAGE
+-- posture: rotation_overdue
 -- summary: Static {kind} {credential} of {identity} was last issued or rotated at {last_rotated_at}, more than {max_age} ago.
 -- remediation: Rotate the secret now and automate rotation well inside the maximum age; prefer short-lived or workload-bound credentials.
 --

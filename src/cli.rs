@@ -45,7 +45,8 @@ pub enum Command {
         /// Bootstrap servers (default: kafka.brokers).
         #[arg(long, value_name = "HOST:PORT")]
         brokers: Option<String>,
-        /// Send each event to the topic of its type (the default).
+        /// Send each event to the topic of its type. The default; accepted because the
+        /// contract's command line names it.
         #[arg(long, conflicts_with = "topic")]
         topic_from_type: bool,
         /// Send every line to this topic instead.

@@ -12,14 +12,10 @@ use prometheus::{
 };
 
 use crate::alert::{Alert, Status};
-use crate::engine::rule::Rule;
+use crate::engine::rule::{Posture, Rule};
 use crate::event::Reason;
 use crate::inventory::CredentialStatus;
 use crate::pipeline::{Pipeline, Stats};
-
-/// Rule ids whose open findings are posture figures of their own.
-const ROTATION_RULE: &str = "NHI-ROT-001";
-const RECERTIFICATION_RULE: &str = "NHI-GOV-002";
 
 /// Buckets of rule and evaluation durations: 100 µs to 10 s.
 const DURATION_BUCKETS: [f64; 12] = [
@@ -382,18 +378,18 @@ impl Metrics {
                 .filter(|i| i.business_owner.is_none() || i.technical_custodian.is_none())
                 .count() as i64,
         );
-        let mut overdue = 0;
+        let (mut overdue, mut recertification) = (0, 0);
         for ((rule, open), meta) in pipeline.open_alerts().into_iter().zip(pipeline.rules()) {
             self.open_alerts
                 .with_label_values(&[&rule, meta.severity.as_str()])
                 .set(open as i64);
-            if rule == ROTATION_RULE {
-                overdue = open as i64;
-            }
-            if rule == RECERTIFICATION_RULE {
-                self.recertification_overdue.set(open as i64);
+            match meta.posture {
+                Some(Posture::RotationOverdue) => overdue += open as i64,
+                Some(Posture::RecertificationOverdue) => recertification += open as i64,
+                None => {}
             }
         }
+        self.recertification_overdue.set(recertification);
         self.rotation_overdue.set(overdue);
         self.rotation_overdue_ratio.set(if active > 0 {
             overdue as f64 / active as f64

@@ -21,7 +21,7 @@ fn every_reason_code_is_dead_lettered_and_processing_continues() {
         br#"{"id":"x8","type":"task.completed","time":"9999-12-31T23:59:59Z","identity":"a","task":"t"}"#.to_vec(),
     ];
     for i in 0..5 {
-        lines.push(format!(r#"{{"id":"ok{i}","type":"credential.used","time":"2026-01-01T00:0{i}:00Z","identity":"svc","credential":"k1","token":"abc"}}"#).into_bytes());
+        lines.push(format!(r#"{{"id":"ok{i}","type":"credential.used","time":"2026-01-01T00:0{i}:00Z","identity":"svc","credential":"k1","token":"tok-5ECRET-{i}"}}"#).into_bytes());
     }
     let mut text = Vec::new();
     for line in lines {
@@ -78,9 +78,21 @@ fn every_reason_code_is_dead_lettered_and_processing_continues() {
         stderr.contains("accepted 5"),
         "good events after bad ones count:\n{stderr}"
     );
+    // The good events carry a `token`; they fire alerts (an unapproved identity used a
+    // credential), and the value appears in no output.
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        !stdout.contains("abc"),
-        "secret-named field leaked into alerts"
+        stdout.contains("NHI-GOV-001"),
+        "the events with a token were processed: {stdout}"
     );
+    for (what, text) in [
+        ("alerts", &*stdout),
+        ("log", &*stderr),
+        ("dead letters", &*dead_text),
+    ] {
+        assert!(
+            !text.contains("5ECRET"),
+            "a secret-named field leaked into the {what}"
+        );
+    }
 }

@@ -279,7 +279,19 @@ fn broker_faults_are_retried_reported_and_lose_nothing() {
         broker.produce(slice, "faults");
     }
     finish_input(&broker, &run, &mut service);
-    let ready_again = service.get("/readyz").map(|r| r.0);
+    // Readiness recovers once the broker answers again.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut ready_again = service.get("/readyz").map(|r| r.0);
+    while ready_again != Some(200) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        ready_again = service.get("/readyz").map(|r| r.0);
+    }
+    assert_eq!(
+        ready_again,
+        Some(200),
+        "ready again: {}",
+        service.log_text()
+    );
     let log = service.log_text();
     service.terminate();
     assert!(

@@ -35,14 +35,6 @@ pub enum Severity {
 }
 
 impl Severity {
-    /// Every severity, for metrics.
-    pub const ALL: [Severity; 4] = [
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
-
     /// The wire value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,6 +78,27 @@ pub struct Rule {
     pub sql: String,
     /// Where it was loaded from, for error messages.
     pub path: PathBuf,
+    /// The posture gauge its open findings count toward (`-- posture:` header), if any.
+    pub posture: Option<Posture>,
+}
+
+/// Posture gauges fed by a rule's open findings (the optional `-- posture:` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Posture {
+    /// `nhi_drift_credentials_rotation_overdue` (and its ratio to active credentials).
+    RotationOverdue,
+    /// `nhi_drift_identities_recertification_overdue`.
+    RecertificationOverdue,
+}
+
+impl Posture {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Posture::RotationOverdue => "rotation_overdue",
+            Posture::RecertificationOverdue => "recertification_overdue",
+        }
+    }
 }
 
 /// A rule file that cannot be loaded; names the file.
@@ -140,6 +153,19 @@ impl Rule {
         if sql.is_empty() {
             return Err(RuleError::new(path, "no query after the header"));
         }
+        let posture = match header.remove("posture").as_deref() {
+            None => None,
+            Some("rotation_overdue") => Some(Posture::RotationOverdue),
+            Some("recertification_overdue") => Some(Posture::RecertificationOverdue),
+            Some(other) => {
+                return Err(RuleError::new(
+                    path,
+                    format!(
+                        "posture `{other}` is not one of: rotation_overdue, recertification_overdue"
+                    ),
+                ));
+            }
+        };
         let mut take = |key: &str| {
             header
                 .remove(key)
@@ -204,6 +230,7 @@ impl Rule {
             remediation: take("remediation")?,
             sql,
             path: path.to_owned(),
+            posture,
         };
         if !rule
             .name
@@ -218,7 +245,7 @@ impl Rule {
         Ok(rule)
     }
 
-    /// The `${param}` names the query uses, in order of first use.
+    /// The `${param}` names the query uses, sorted.
     pub fn params(&self) -> BTreeSet<String> {
         placeholders(&self.sql, "${", "}").into_iter().collect()
     }
@@ -243,7 +270,7 @@ impl Rule {
 }
 
 /// Header keys a rule file may set.
-const HEADER_KEYS: [&str; 9] = [
+const HEADER_KEYS: [&str; 10] = [
     "id",
     "name",
     "kind",
@@ -253,6 +280,7 @@ const HEADER_KEYS: [&str; 9] = [
     "summary",
     "remediation",
     "description",
+    "posture",
 ];
 
 /// The `open…close` delimited names in `text`, e.g. `${x}` or `{x}`.
@@ -446,5 +474,23 @@ mod tests {
     fn bundled_rules_load() {
         let rules = load_rules(None).expect("bundled rules load");
         assert!(rules.len() >= 18);
+        let posture = |p| rules.iter().filter(|r| r.posture == Some(p)).count();
+        assert_eq!(posture(Posture::RotationOverdue), 1);
+        assert_eq!(posture(Posture::RecertificationOverdue), 1);
+    }
+
+    #[test]
+    fn posture_is_optional_and_checked() {
+        let rule = Rule::parse(Path::new("t.sql"), TEXT).expect("parses");
+        assert_eq!(rule.posture, None);
+        let tagged = TEXT.replace(
+            "-- remediation:",
+            "-- posture: rotation_overdue\n-- remediation:",
+        );
+        let rule = Rule::parse(Path::new("t.sql"), &tagged).expect("parses");
+        assert_eq!(rule.posture, Some(Posture::RotationOverdue));
+        let bad = TEXT.replace("-- remediation:", "-- posture: weather\n-- remediation:");
+        let err = Rule::parse(Path::new("t.sql"), &bad).expect_err("unknown posture");
+        assert!(err.to_string().contains("posture `weather`"), "{err}");
     }
 }

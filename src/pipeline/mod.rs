@@ -16,7 +16,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::alert::lifecycle::{Evaluation, Lifecycle, Snapshot};
-use crate::alert::{Alert, Owner, Status};
+use crate::alert::{Alert, Owner};
 use crate::clock::Clock;
 use crate::engine::rule::{Rule, RuleError, RuleKind, RuleParams};
 use crate::engine::{Engine, EngineError, Finding};
@@ -548,16 +548,6 @@ impl Pipeline {
             .zip(counts)
             .map(|(r, c)| (r.id.clone(), c))
             .collect()
-    }
-
-    /// Alerts emitted so far with this status, all rules.
-    pub fn alerts_with_status(&self, status: Status) -> u64 {
-        self.stats
-            .alerts
-            .iter()
-            .filter(|((_, s), _)| *s == status)
-            .map(|(_, n)| n)
-            .sum()
     }
 }
 
