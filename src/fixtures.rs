@@ -46,9 +46,26 @@ struct CaseFile {
     as_of: Option<String>,
 }
 
-/// Runs every case under `root`; rules without a fixture folder fail too.
+/// Runs every case under `root`; rules without a fixture folder fail too. The rules are
+/// planned once for all cases.
 pub async fn run_all(root: &Path, config: &Config, rules: &[Rule]) -> Vec<CaseOutcome> {
     let mut outcomes = Vec::new();
+    let mut pipeline = match Pipeline::new(
+        Options::from_config(config),
+        rules.to_vec(),
+        &config.rule_params,
+    )
+    .await
+    {
+        Ok(pipeline) => pipeline,
+        Err(error) => {
+            return vec![CaseOutcome {
+                rule_id: "-".into(),
+                case: "-".into(),
+                failure: Some(error.to_string()),
+            }];
+        }
+    };
     let known: BTreeSet<&str> = rules.iter().map(|r| r.id.as_str()).collect();
     let mut seen = BTreeSet::new();
     for rule_dir in sorted_dirs(root) {
@@ -63,7 +80,9 @@ pub async fn run_all(root: &Path, config: &Config, rules: &[Rule]) -> Vec<CaseOu
         }
         seen.insert(rule_id.clone());
         for case_dir in sorted_dirs(&rule_dir) {
-            let failure = run_case(&case_dir, &rule_id, config, rules).await.err();
+            let failure = run_case(&case_dir, &rule_id, config, &mut pipeline)
+                .await
+                .err();
             outcomes.push(CaseOutcome {
                 rule_id: rule_id.clone(),
                 case: file_name(&case_dir),
@@ -106,11 +125,11 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Replays one case and returns this rule's alerts in JSON form.
+/// Replays one case through `pipeline` (reset first) and returns the alerts in JSON form.
 pub async fn replay_case(
     case_dir: &Path,
     config: &Config,
-    rules: &[Rule],
+    pipeline: &mut Pipeline,
 ) -> Result<Vec<Value>, String> {
     let case: CaseFile = match std::fs::read_to_string(case_dir.join("case.toml")) {
         Ok(text) => toml::from_str(&text).map_err(|e| format!("case.toml: {e}"))?,
@@ -123,13 +142,7 @@ pub async fn replay_case(
         ),
         None => None,
     };
-    let mut pipeline = Pipeline::new(
-        Options::from_config(config),
-        rules.to_vec(),
-        &config.rule_params,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    pipeline.reset();
     let mut out = Vec::new();
     let mut sinks = Sinks {
         format: AlertFormat::Json,
@@ -138,7 +151,7 @@ pub async fn replay_case(
     };
     let files = [case_dir.join("events.jsonl")];
     replay(
-        &mut pipeline,
+        pipeline,
         &files,
         as_of,
         &Decoder::from_config(config),
@@ -157,7 +170,7 @@ async fn run_case(
     case_dir: &Path,
     rule_id: &str,
     config: &Config,
-    rules: &[Rule],
+    pipeline: &mut Pipeline,
 ) -> Result<(), String> {
     let expected_text = std::fs::read_to_string(case_dir.join("expected.jsonl"))
         .map_err(|e| format!("{}/expected.jsonl: {e}", case_dir.display()))?;
@@ -170,7 +183,7 @@ async fn run_case(
             _ => Err(format!("expected.jsonl line {}: not a JSON object", i + 1)),
         })
         .collect::<Result<_, _>>()?;
-    let actual: Vec<Map<String, Value>> = replay_case(case_dir, config, rules)
+    let actual: Vec<Map<String, Value>> = replay_case(case_dir, config, pipeline)
         .await?
         .into_iter()
         .filter_map(|v| match v {

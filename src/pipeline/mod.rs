@@ -151,6 +151,22 @@ impl Pipeline {
         })
     }
 
+    /// Forgets all input — inventory, windows, findings, counters — and keeps the planned
+    /// rules: a fresh pipeline without planning the queries again (e.g. one per fixture).
+    pub fn reset(&mut self) {
+        self.clock = Clock::new(self.options.window, self.options.allowed_lateness);
+        self.lifecycle = Lifecycle::new(self.options.dedup_period, self.options.window);
+        self.seen = HashSet::default();
+        self.seq = 0;
+        self.pending = BTreeMap::new();
+        self.windows = BTreeMap::new();
+        self.inventory = Inventory::new();
+        self.batch = Batch::default();
+        self.last_eval = None;
+        self.stats = Stats::default();
+        self.late = BTreeMap::new();
+    }
+
     /// The rules, in evaluation order.
     pub fn rules(&self) -> &[Rule] {
         self.engine.rules()
