@@ -190,7 +190,7 @@ impl Lifecycle {
             }
             let mut opened = Vec::new();
             self.open_due(rules, judged, &mut opened, render);
-            sort_state_alerts(rules, &mut opened);
+            sort_state_alerts(&mut opened);
             alerts.extend(opened);
         }
         window_findings.sort_by(|a, b| {
@@ -239,7 +239,7 @@ impl Lifecycle {
             self.apply_snapshot(rules, now, snapshot, &mut state, render);
         }
         self.open_due(rules, now, &mut state, render);
-        sort_state_alerts(rules, &mut state);
+        sort_state_alerts(&mut state);
         alerts.extend(state);
         alerts
     }
@@ -388,19 +388,15 @@ impl Lifecycle {
 
 /// One evaluation's state alerts in output order: per rule and entity key, a resolved
 /// alert before the open one replacing it.
-fn sort_state_alerts(rules: &[Rule], alerts: &mut [Alert]) {
-    alerts.sort_by_cached_key(|a| {
-        (
-            rule_position(rules, &a.rule_id),
-            a.identity.clone(),
-            a.key.clone(),
-            a.status == Status::Open,
-        )
+fn sort_state_alerts(alerts: &mut [Alert]) {
+    alerts.sort_by(|a, b| {
+        (a.rule_index, &a.identity, &a.key, a.status == Status::Open).cmp(&(
+            b.rule_index,
+            &b.identity,
+            &b.key,
+            b.status == Status::Open,
+        ))
     });
-}
-
-fn rule_position(rules: &[Rule], id: &str) -> usize {
-    rules.iter().position(|r| r.id == id).unwrap_or(usize::MAX)
 }
 
 fn make_alert(
@@ -414,6 +410,7 @@ fn make_alert(
     let rule = &rules[finding.rule];
     Alert {
         alert_id: alert_id(&rule.id, &finding.identity, &finding.key, finding.opened_at),
+        rule_index: finding.rule,
         rule_id: rule.id.clone(),
         rule: rule.name.clone(),
         status,

@@ -41,6 +41,8 @@ pub struct Owner {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub alert_id: String,
+    /// The rule's index in the loaded rule set: output order; not part of the wire format.
+    pub rule_index: usize,
     pub rule_id: String,
     pub rule: String,
     pub status: Status,
