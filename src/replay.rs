@@ -135,7 +135,21 @@ fn read_bounded_line(
     }
 }
 
-/// Replays `files` through `pipeline` and finishes at `as_of`.
+/// Records per chunk the reader thread hands over.
+const CHUNK: usize = 1024;
+/// Chunks decoded ahead of the pipeline.
+const CHUNKS_AHEAD: usize = 16;
+
+/// One record as the reader thread decoded it.
+type Decoded = Result<crate::event::Event, DeadLetter>;
+
+/// What the reader thread sends: decoded records in input order, with the bytes read so
+/// far, or the read error that ends the input.
+type ReadChunk = Result<(Vec<Decoded>, u64), ReplayError>;
+
+/// Replays `files` through `pipeline` and finishes at `as_of`. A reader thread reads and
+/// decodes the records, in order and a bounded number of chunks ahead, so decoding runs
+/// beside evaluation as it does in the service.
 pub async fn replay(
     pipeline: &mut Pipeline,
     files: &[PathBuf],
@@ -146,22 +160,78 @@ pub async fn replay(
 ) -> Result<Summary, ReplayError> {
     let started = Instant::now();
     let mut reported = 0;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ReadChunk>(CHUNKS_AHEAD);
+    let reader = {
+        let (files, decoder) = (files.to_vec(), decoder.clone());
+        std::thread::Builder::new()
+            .name("nhi-drift-read".into())
+            .spawn(move || read_files(&files, &decoder, &tx))
+            .map_err(|source| ReplayError::Read {
+                path: "reader thread".into(),
+                source,
+            })?
+    };
+    // The channel closes when the reader is done (or has sent its error).
+    for chunk in rx {
+        let (records, bytes_read) = chunk?;
+        for record in records {
+            match record {
+                Ok(event) => pipeline.push_event(event),
+                Err(letter) => {
+                    pipeline.count_rejected(letter.reject.reason);
+                    sinks.dead_letter(&letter, &mut reported)?;
+                }
+            }
+            if pipeline.should_flush() {
+                let alerts = pipeline.flush().await?;
+                sinks.alerts(&alerts)?;
+                progress(pipeline.stats(), bytes_read);
+            }
+        }
+    }
+    let _ = reader.join();
+    let alerts = pipeline.finish(as_of).await?;
+    sinks.alerts(&alerts)?;
+    sinks.alerts.flush().map_err(ReplayError::Write)?;
+    if let Some(out) = sinks.dead_letters.as_mut() {
+        out.flush().map_err(ReplayError::Write)?;
+    }
+    Ok(Summary {
+        stats: pipeline.stats().clone(),
+        elapsed: started.elapsed(),
+        files: files.len(),
+    })
+}
+
+/// The reader thread: every record of `files`, decoded, in chunks; stops early when the
+/// pipeline side has gone (an error there).
+fn read_files(files: &[PathBuf], decoder: &Decoder, tx: &std::sync::mpsc::SyncSender<ReadChunk>) {
     let mut buf = Vec::with_capacity(4096);
     let mut bytes_read: u64 = 0;
+    let mut chunk = Vec::with_capacity(CHUNK);
     for path in files {
-        let file = File::open(path).map_err(|source| ReplayError::Read {
+        let read_error = |source| ReplayError::Read {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(source) => {
+                let _ = tx.send(Err(read_error(source)));
+                return;
+            }
+        };
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line_no: i64 = 0;
         loop {
-            let read = read_bounded_line(&mut reader, &mut buf, decoder.max_event_bytes())
-                .map_err(|source| ReplayError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            let Some(total) = read else { break };
+            let total = match read_bounded_line(&mut reader, &mut buf, decoder.max_event_bytes()) {
+                Ok(Some(total)) => total,
+                Ok(None) => break,
+                Err(source) => {
+                    let _ = tx.send(Err(read_error(source)));
+                    return;
+                }
+            };
             line_no += 1;
             bytes_read += total as u64;
             let mut record: &[u8] = &buf;
@@ -177,37 +247,25 @@ pub async fn replay(
             } else {
                 decoder.decode(record)
             };
-            match decoded {
-                Ok(event) => pipeline.push_event(event),
-                Err(reject) => {
-                    pipeline.count_rejected(reject.reason);
-                    let origin = Origin {
-                        topic: path.display().to_string(),
-                        partition: None,
-                        offset: line_no,
-                    };
-                    let letter = DeadLetter::new(reject, origin, record);
-                    sinks.dead_letter(&letter, &mut reported)?;
+            chunk.push(decoded.map_err(|reject| {
+                let origin = Origin {
+                    topic: path.display().to_string(),
+                    partition: None,
+                    offset: line_no,
+                };
+                DeadLetter::new(reject, origin, record)
+            }));
+            if chunk.len() == CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                if tx.send(Ok((full, bytes_read))).is_err() {
+                    return;
                 }
-            }
-            if pipeline.should_flush() {
-                let alerts = pipeline.flush().await?;
-                sinks.alerts(&alerts)?;
-                progress(pipeline.stats(), bytes_read);
             }
         }
     }
-    let alerts = pipeline.finish(as_of).await?;
-    sinks.alerts(&alerts)?;
-    sinks.alerts.flush().map_err(ReplayError::Write)?;
-    if let Some(out) = sinks.dead_letters.as_mut() {
-        out.flush().map_err(ReplayError::Write)?;
+    if !chunk.is_empty() {
+        let _ = tx.send(Ok((chunk, bytes_read)));
     }
-    Ok(Summary {
-        stats: pipeline.stats().clone(),
-        elapsed: started.elapsed(),
-        files: files.len(),
-    })
 }
 
 impl Summary {
