@@ -123,6 +123,45 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Completes at the first SIGINT or SIGTERM: the service then finishes the batch,
+/// checkpoints and exits. A second signal exits at once, leaving the last checkpoint to
+/// restart from. Call inside the runtime.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let (first, first_received) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut first = Some(first);
+        loop {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            match first.take() {
+                Some(first) => {
+                    tracing::info!(
+                        signal = name,
+                        "stopping: finishing the batch, then checkpointing; signal again to exit at once"
+                    );
+                    let _ = first.send(());
+                }
+                None => {
+                    tracing::warn!(
+                        signal = name,
+                        "exiting without a final checkpoint; the last checkpoint stands"
+                    );
+                    std::process::exit(130);
+                }
+            }
+        }
+    });
+    Ok(async move {
+        let _ = first_received.await;
+    })
+}
+
 /// The error and its causes, each said once: the library's errors already include their
 /// source's text in their own message, so a cause whose text is already there is skipped.
 fn render_error(error: &anyhow::Error) -> String {
@@ -173,7 +212,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     .context("starting the async runtime")?;
     match cli.command {
         Command::Run => {
-            runtime.block_on(crate::service::run(&config, rules))?;
+            runtime.block_on(async {
+                let shutdown = shutdown_signal()?;
+                crate::service::run(&config, rules, shutdown).await?;
+                anyhow::Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Produce {

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -14,22 +15,38 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use super::health::Health;
+use crate::throttle::Throttle;
 
 /// Renders the Prometheus text exposition.
 pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// Binds `listen` and serves until the runtime stops; returns the bound address.
+/// Binds `listen` and serves until `shutdown` completes; returns the bound address.
 pub async fn serve(
     listen: &str,
     health: Arc<Health>,
     metrics: MetricsFn,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        let mut failures = Throttle::new(Duration::from_secs(30));
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let accepted = tokio::select! {
+                _ = &mut shutdown => return,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, typically: wait instead of spinning.
+                Err(error) => {
+                    if let Some(repeats) = failures.hit(std::time::Instant::now()) {
+                        tracing::warn!(%error, repeats, "accepting an HTTP connection");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let health = Arc::clone(&health);
             let metrics = Arc::clone(&metrics);

@@ -68,9 +68,26 @@ pub enum ServiceError {
     State(#[from] arrow::error::ArrowError),
 }
 
-/// Runs the service until SIGINT or SIGTERM.
-pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> {
+/// Runs the service until `shutdown` completes: it then stops consuming, finishes the
+/// batch, waits for the broker's acknowledgements, checkpoints and commits (the binary
+/// passes the first SIGINT or SIGTERM; tests pass their own).
+pub async fn run(
+    config: &Config,
+    rules: Vec<Rule>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
     let health = Arc::new(Health::default());
+    let stop = Arc::new(tokio::sync::Notify::new());
+    {
+        let (stop, stopping) = (Arc::clone(&stop), health.stopping_flag());
+        tokio::spawn(async move {
+            shutdown.await;
+            stopping.store(true, Ordering::Relaxed);
+            stop.notify_one();
+        });
+    }
+    // The HTTP endpoint ends with this function.
+    let (_http_running, http_done) = tokio::sync::oneshot::channel::<()>();
     let topics = TopicNames::from_config(config);
 
     let embedded = (config.kafka.brokers == EMBEDDED)
@@ -95,6 +112,9 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
         &config.http.listen,
         Arc::clone(&health),
         Arc::new(move || rendered.render()),
+        async move {
+            let _ = http_done.await;
+        },
     )
     .await
     .map_err(|source| ServiceError::Http {
@@ -193,7 +213,7 @@ pub async fn run(config: &Config, rules: Vec<Rule>) -> Result<(), ServiceError> 
         late: BTreeMap::new(),
         late_log: Throttle::new(LATE_LOG_PERIOD),
     };
-    let result = service.main_loop(rx, config, &health).await;
+    let result = service.main_loop(rx, config, &health, &stop).await;
     health.stopping.store(true, Ordering::Relaxed);
     source.join();
     if let Err(error) = &result {
@@ -235,8 +255,8 @@ impl Service {
         mut rx: mpsc::Receiver<Input>,
         config: &Config,
         health: &Health,
+        stop: &tokio::sync::Notify,
     ) -> Result<(), ServiceError> {
-        let stop = watch_signals(health)?;
         let interval = Duration::from_micros(config.checkpoint.interval.0 as u64);
         let mut checkpoint_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -428,47 +448,4 @@ impl Service {
         );
         Ok(())
     }
-}
-
-/// Watches SIGINT and SIGTERM: the first stops consumption (the service then finishes
-/// the batch, checkpoints and exits); a second one exits at once, leaving the last
-/// checkpoint to restart from.
-fn watch_signals(health: &Health) -> Result<Arc<tokio::sync::Notify>, ServiceError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let handler = |kind: SignalKind, name: &str| {
-        signal(kind).map_err(|source| ServiceError::Http {
-            listen: format!("{name} handler"),
-            source,
-        })
-    };
-    let mut terminate = handler(SignalKind::terminate(), "SIGTERM")?;
-    let mut interrupt = handler(SignalKind::interrupt(), "SIGINT")?;
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let notify = Arc::clone(&stop);
-    let stopping = health.stopping_flag();
-    tokio::spawn(async move {
-        let mut received = 0;
-        loop {
-            let name = tokio::select! {
-                _ = terminate.recv() => "SIGTERM",
-                _ = interrupt.recv() => "SIGINT",
-            };
-            received += 1;
-            if received == 1 {
-                tracing::info!(
-                    signal = name,
-                    "stopping: finishing the batch, then checkpointing; signal again to exit at once"
-                );
-                stopping.store(true, Ordering::Relaxed);
-                notify.notify_one();
-            } else {
-                tracing::warn!(
-                    signal = name,
-                    "exiting without a final checkpoint; the last checkpoint stands"
-                );
-                std::process::exit(130);
-            }
-        }
-    });
-    Ok(stop)
 }
