@@ -252,8 +252,8 @@ fn poll_loop(
         let mut chunk = Vec::new();
         let mut timeout = Duration::from_millis(100);
         let mut failed = false;
-        // Whether a caught-up partition delivered again in this chunk.
-        let mut woke = false;
+        // Quiet partitions that delivered again in this chunk.
+        let mut woken: Vec<u32> = Vec::new();
         while chunk.len() < CHUNK {
             match consumer.poll(timeout) {
                 None => break,
@@ -278,7 +278,9 @@ fn poll_loop(
                         .or_insert_with(|| Partition::new(topic, partition, None));
                     p.next = Some(offset + 1);
                     p.last_record = Instant::now();
-                    woke |= p.caught_up;
+                    if p.caught_up {
+                        woken.push(stream);
+                    }
                     p.caught_up = false;
                     consumed[topic].inc();
                     chunk.push(Record {
@@ -339,16 +341,20 @@ fn poll_loop(
                 return;
             }
         }
-        if woke {
+        if !woken.is_empty() {
             // A partition that had gone quiet delivers again: a burst after a quiet period
             // reaches the partitions one fetch at a time, so every quiet partition holds the
             // watermark again, before these records can move it, until it is quiet again
-            // (nothing received for `partition_idle`, then confirmed by the broker).
-            for (stream, p) in partitions.iter_mut().filter(|(_, p)| p.caught_up) {
-                p.caught_up = false;
-                p.last_record = Instant::now();
-                if tx.blocking_send(Input::Behind(*stream)).is_err() {
-                    return;
+            // (nothing received for `partition_idle`, then confirmed by the broker). That
+            // includes the partitions that woke in this chunk: otherwise the first record
+            // of one would move the watermark past the others' records in the same chunk.
+            for (stream, p) in partitions.iter_mut() {
+                if p.caught_up || woken.contains(stream) {
+                    p.caught_up = false;
+                    p.last_record = Instant::now();
+                    if tx.blocking_send(Input::Behind(*stream)).is_err() {
+                        return;
+                    }
                 }
             }
         }
