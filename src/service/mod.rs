@@ -212,6 +212,7 @@ pub async fn run(
         last_checkpoint: Instant::now(),
         late: BTreeMap::new(),
         late_log: Throttle::new(LATE_LOG_PERIOD),
+        writing: None,
     };
     let result = service.main_loop(rx, config, &health, &stop).await;
     health.stopping.store(true, Ordering::Relaxed);
@@ -221,6 +222,7 @@ pub async fn run(
         return result;
     }
     service.checkpoint().await?;
+    service.complete_checkpoint().await?;
     service.report_late(true);
     service.sink.flush(kafka::SHUTDOWN_TIMEOUT);
     consumer.unsubscribe();
@@ -247,6 +249,18 @@ struct Service {
     /// Late events per input stream not yet logged.
     late: BTreeMap<u32, LateTally>,
     late_log: Throttle,
+    /// The checkpoint being written, if any.
+    writing: Option<Writing>,
+}
+
+/// A checkpoint on its way to disk.
+struct Writing {
+    write: tokio::task::JoinHandle<Result<u64, CheckpointError>>,
+    /// The offsets it holds, committed once it is written.
+    offsets: BTreeMap<(String, i32), i64>,
+    started: Instant,
+    /// How long the pipeline task spent taking it.
+    paused: Duration,
 }
 
 impl Service {
@@ -306,6 +320,9 @@ impl Service {
                     }
                 }
                 _ = tick.tick() => {
+                    if self.writing.as_ref().is_some_and(|w| w.write.is_finished()) {
+                        self.complete_checkpoint().await?;
+                    }
                     self.report_late(false);
                     self.metrics.sync(&self.pipeline);
                     self.metrics
@@ -417,33 +434,61 @@ impl Service {
         Ok(())
     }
 
-    /// Flush, wait for the broker to acknowledge everything sent, write the checkpoint,
-    /// then commit the offsets it holds.
+    /// Flush, wait for the broker to acknowledge everything sent, take the state, and
+    /// write it as the checkpoint on a blocking thread while the pipeline goes on; the
+    /// offsets it holds are committed once it is on disk ([`Service::complete_checkpoint`]).
+    /// One checkpoint is written at a time.
     async fn checkpoint(&mut self) -> Result<(), ServiceError> {
+        self.complete_checkpoint().await?;
         let started = Instant::now();
         self.flush().await?;
         self.sink.settle().await;
-        let state = self.pipeline.state()?;
         let saved = Checkpoint {
             offsets: self.offsets.clone(),
-            pipeline: state,
+            pipeline: self.pipeline.state()?,
         };
-        let bytes = checkpoint::save(&self.dir, &saved)?;
+        let offsets = saved.offsets.clone();
+        let dir = self.dir.clone();
+        let write = tokio::task::spawn_blocking(move || checkpoint::save(&dir, &saved));
+        self.dirty = false;
+        self.writing = Some(Writing {
+            write,
+            offsets,
+            started,
+            paused: started.elapsed(),
+        });
+        Ok(())
+    }
+
+    /// Waits for the checkpoint being written, if any, then commits its offsets.
+    async fn complete_checkpoint(&mut self) -> Result<(), ServiceError> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(());
+        };
+        let bytes = match writing.write.await {
+            Ok(written) => written?,
+            Err(join) => {
+                return Err(ServiceError::Checkpoint(CheckpointError::Io {
+                    path: checkpoint::path_in(&self.dir),
+                    source: std::io::Error::other(join.to_string()),
+                }));
+            }
+        };
         self.last_checkpoint = Instant::now();
         self.metrics
             .checkpoint_duration
-            .observe(started.elapsed().as_secs_f64());
+            .observe(writing.started.elapsed().as_secs_f64());
         self.metrics.checkpoint_size.set(bytes as i64);
         self.metrics.sync(&self.pipeline);
-        if let Err(error) = source::commit(&self.consumer, &self.offsets) {
+        if let Err(error) = source::commit(&self.consumer, &writing.offsets) {
             // The checkpoint holds the offsets; the group's copy catches up next time.
             tracing::warn!(%error, "committing offsets");
         }
-        self.dirty = false;
         tracing::debug!(
             bytes,
-            millis = started.elapsed().as_millis() as u64,
-            partitions = self.offsets.len(),
+            millis = writing.started.elapsed().as_millis() as u64,
+            pipeline_paused_millis = writing.paused.as_millis() as u64,
+            partitions = writing.offsets.len(),
             "checkpoint written"
         );
         Ok(())
