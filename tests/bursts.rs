@@ -50,14 +50,7 @@ fn burst_input(dir: &Path) -> (PathBuf, String) {
 }
 
 fn settings<'a>(broker: &'a str, scratch: &Scratch, prefix: &'a str) -> RunSettings<'a> {
-    RunSettings {
-        brokers: broker,
-        prefix,
-        state_dir: scratch.0.join(format!("state-{prefix}")),
-        log: scratch.0.join(format!("{prefix}.log")),
-        checkpoint_interval: "200ms",
-        env: Vec::new(),
-    }
+    RunSettings::in_dir(broker, &scratch.0, prefix, "200ms")
 }
 
 /// Waits for the input of `run`, checks that nothing was late, stops the service and

@@ -39,14 +39,7 @@ fn generated(dir: &Path) -> (PathBuf, String) {
 }
 
 fn settings<'a>(broker: &'a str, scratch: &Scratch, prefix: &'a str) -> RunSettings<'a> {
-    RunSettings {
-        brokers: broker,
-        prefix,
-        state_dir: scratch.0.join(format!("state-{prefix}")),
-        log: scratch.0.join(format!("{prefix}.log")),
-        checkpoint_interval: "100ms",
-        env: Vec::new(),
-    }
+    RunSettings::in_dir(broker, &scratch.0, prefix, "100ms")
 }
 
 fn checkpointed(run: &RunSettings<'_>) -> i64 {

@@ -239,6 +239,25 @@ pub struct RunSettings<'a> {
     pub env: Vec<(&'a str, &'a str)>,
 }
 
+impl<'a> RunSettings<'a> {
+    /// Setup `prefix` on `brokers`, with its state directory and log under `dir`.
+    pub fn in_dir(
+        brokers: &'a str,
+        dir: &Path,
+        prefix: &'a str,
+        checkpoint_interval: &'a str,
+    ) -> Self {
+        RunSettings {
+            brokers,
+            prefix,
+            state_dir: dir.join(format!("state-{prefix}")),
+            log: dir.join(format!("{prefix}.log")),
+            checkpoint_interval,
+            env: Vec::new(),
+        }
+    }
+}
+
 impl Service {
     pub fn start(settings: &RunSettings<'_>) -> Service {
         let port = free_port();
