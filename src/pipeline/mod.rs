@@ -438,11 +438,18 @@ impl Pipeline {
 
     /// Runs the rules over the waiting evaluations and returns their alerts, in order.
     pub async fn flush(&mut self) -> Result<Vec<Alert>, PipelineError> {
-        let alerts = self.run_batch().await?;
-        // Findings of this batch that fall due later set timers; those the watermark has
-        // already passed are judged now, in the next batch.
-        self.close_ready_windows();
-        Ok(alerts)
+        let mut alerts = self.run_batch().await?;
+        // Findings of a batch that fall due later set timers; those the watermark has
+        // already passed are judged now (which may set more, each later than the last
+        // evaluation, so this ends at the watermark). Nothing waits when this returns: a
+        // checkpoint may follow.
+        loop {
+            self.close_ready_windows();
+            if self.batch.is_empty() {
+                return Ok(alerts);
+            }
+            alerts.extend(self.run_batch().await?);
+        }
     }
 
     async fn run_batch(&mut self) -> Result<Vec<Alert>, PipelineError> {
