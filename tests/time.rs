@@ -261,3 +261,48 @@ fn equal_times_are_ordered_by_class_and_id_not_by_arrival() {
     let (reordered, _) = replay(&[path.to_str().expect("path")]);
     assert_eq!(original, reordered);
 }
+
+#[test]
+fn flush_leaves_nothing_waiting_when_findings_fall_due_behind_the_watermark() {
+    use nhi_drift::config::Config;
+    use nhi_drift::engine::rule::load_rules;
+    use nhi_drift::event::Decoder;
+    use nhi_drift::event::time::parse_rfc3339;
+    use nhi_drift::pipeline::{Options, Pipeline};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let config = Config::load_with_env(None, Vec::new()).expect("config");
+        let decoder = Decoder::from_config(&config);
+        let mut pipeline = Pipeline::new(
+            Options::from_config(&config),
+            load_rules(None).expect("rules"),
+            &config.rule_params,
+        )
+        .await
+        .expect("pipeline");
+        // The JIT token's grace runs out at 10:25, which only the query run of the 10:21
+        // evaluation reveals; by then the watermark (11:00 - 5 min) is already past it.
+        for line in [
+            r#"{"id":"e1","type":"identity.registered","time":"2026-03-09T10:00:00Z","identity":"agent-a","kind":"ai_agent"}"#,
+            r#"{"id":"e2","type":"credential.issued","time":"2026-03-09T10:00:00Z","identity":"agent-a","credential":"jit-1","kind":"jit_token","task":"T1","expires":"2026-03-09T12:00:00Z"}"#,
+            r#"{"id":"e3","type":"task.completed","time":"2026-03-09T10:20:00Z","identity":"agent-a","task":"T1"}"#,
+            r#"{"id":"e4","type":"identity.registered","time":"2026-03-09T11:00:00Z","identity":"agent-b","kind":"ai_agent"}"#,
+        ] {
+            pipeline.push_event(decoder.decode(line.as_bytes()).expect("valid"));
+        }
+        let alerts = pipeline.flush().await.expect("flush");
+        assert!(
+            !pipeline.has_pending_evaluations(),
+            "flush judged what fell due behind the watermark"
+        );
+        let jit = alerts
+            .iter()
+            .find(|a| a.rule_id == "NHI-JIT-001")
+            .unwrap_or_else(|| panic!("the JIT finding opens in this flush: {alerts:?}"));
+        assert_eq!(jit.detected_at, parse_rfc3339("2026-03-09T10:26:00Z").expect("time"));
+        pipeline.state().expect("a checkpoint can follow");
+    });
+}
