@@ -28,6 +28,25 @@ fn a_redelivered_stream_changes_nothing() {
     assert!(summary.contains("duplicates 356"), "{summary}");
 }
 
+/// Runs `test` on a pipeline with the default config and the bundled rules, and the
+/// decoder of that config, inside a runtime.
+fn in_pipeline<F: std::future::Future<Output = ()>>(
+    test: impl FnOnce(nhi_drift::pipeline::Pipeline, nhi_drift::event::Decoder) -> F,
+) {
+    use nhi_drift::pipeline::{Options, Pipeline};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let config = nhi_drift::config::Config::load_with_env(None, Vec::new()).expect("config");
+        let rules = nhi_drift::engine::rule::load_rules(None).expect("rules");
+        let pipeline = Pipeline::new(Options::from_config(&config), rules, &config.rule_params)
+            .await
+            .expect("pipeline");
+        test(pipeline, nhi_drift::event::Decoder::from_config(&config)).await;
+    });
+}
+
 fn write(name: &str, lines: &[&str]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nhi-drift-time-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
@@ -120,22 +139,9 @@ fn batch_size_does_not_change_results() {
 
 #[test]
 fn idle_advance_moves_event_time_and_opens_what_became_due() {
-    use nhi_drift::config::Config;
-    use nhi_drift::engine::rule::load_rules;
-    use nhi_drift::event::Decoder;
     use nhi_drift::event::time::parse_rfc3339;
-    use nhi_drift::pipeline::{Options, Pipeline};
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let config = Config::load_with_env(None, Vec::new()).expect("config");
-        let rules = load_rules(None).expect("rules");
-        let decoder = Decoder::from_config(&config);
-        let mut pipeline = Pipeline::new(Options::from_config(&config), rules, &config.rule_params)
-            .await
-            .expect("pipeline");
+    in_pipeline(|mut pipeline, decoder| async move {
         for line in [
             r#"{"id":"i1","type":"identity.registered","time":"2026-01-01T00:00:00Z","identity":"svc-a","kind":"service_account"}"#,
             r#"{"id":"i2","type":"identity.owner_assigned","time":"2026-01-01T00:00:00Z","identity":"svc-a","business_owner":"b","technical_custodian":"t"}"#,
@@ -158,7 +164,10 @@ fn idle_advance_moves_event_time_and_opens_what_became_due() {
             .iter()
             .find(|a| a.rule_id == "NHI-ROT-001")
             .expect("the api key passed 90 days without rotation");
-        assert_eq!(rotation.opened_at, parse_rfc3339("2026-04-01T00:00:00Z").expect("time"));
+        assert_eq!(
+            rotation.opened_at,
+            parse_rfc3339("2026-04-01T00:00:00Z").expect("time")
+        );
         // Judged at the end of the window in which "more than 90 days" became true (state
         // is judged at every window end the watermark passes), not at the watermark.
         assert_eq!(
@@ -264,25 +273,9 @@ fn equal_times_are_ordered_by_class_and_id_not_by_arrival() {
 
 #[test]
 fn flush_leaves_nothing_waiting_when_findings_fall_due_behind_the_watermark() {
-    use nhi_drift::config::Config;
-    use nhi_drift::engine::rule::load_rules;
-    use nhi_drift::event::Decoder;
     use nhi_drift::event::time::parse_rfc3339;
-    use nhi_drift::pipeline::{Options, Pipeline};
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let config = Config::load_with_env(None, Vec::new()).expect("config");
-        let decoder = Decoder::from_config(&config);
-        let mut pipeline = Pipeline::new(
-            Options::from_config(&config),
-            load_rules(None).expect("rules"),
-            &config.rule_params,
-        )
-        .await
-        .expect("pipeline");
+    in_pipeline(|mut pipeline, decoder| async move {
         // The JIT token's grace runs out at 10:25, which only the query run of the 10:21
         // evaluation reveals; by then the watermark (11:00 - 5 min) is already past it.
         for line in [
@@ -302,7 +295,10 @@ fn flush_leaves_nothing_waiting_when_findings_fall_due_behind_the_watermark() {
             .iter()
             .find(|a| a.rule_id == "NHI-JIT-001")
             .unwrap_or_else(|| panic!("the JIT finding opens in this flush: {alerts:?}"));
-        assert_eq!(jit.detected_at, parse_rfc3339("2026-03-09T10:26:00Z").expect("time"));
+        assert_eq!(
+            jit.detected_at,
+            parse_rfc3339("2026-03-09T10:26:00Z").expect("time")
+        );
         pipeline.state().expect("a checkpoint can follow");
     });
 }
