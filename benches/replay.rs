@@ -86,9 +86,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|d| d.as_secs_f64())
         .sum();
     println!(
-        "replay detail: {} evaluations, {} identity snapshots, {} alerts, {:.2} s in rule queries",
+        "replay detail: {} evaluations, {} identity snapshots ({} rebuilt), {} uses and calls judged later, {} alerts, {:.2} s in rule queries",
         summary.stats.evaluations,
         summary.stats.snapshots,
+        summary.stats.repaired,
+        summary.stats.deferred,
         summary.stats.alerts_total(),
         sql
     );

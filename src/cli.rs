@@ -15,7 +15,7 @@ use crate::engine::rule::{Rule, load_rules};
 use crate::event::Decoder;
 use crate::event::time::parse_rfc3339;
 use crate::generate::{GenerateOptions, generate};
-use crate::pipeline::{Options, Pipeline};
+use crate::pipeline::{EvalMode, Options, Pipeline};
 use crate::replay::{Sinks, input_files, replay};
 
 /// Streaming detection of non-human identity drift.
@@ -28,6 +28,9 @@ pub struct Cli {
     /// Load rules from this directory instead of the bundled ones.
     #[arg(long, global = true, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// When state rules run again (overrides `engine.eval`): incremental or eager.
+    #[arg(long, global = true, value_enum)]
+    pub eval: Option<EvalMode>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -194,7 +197,10 @@ fn init_logging(config: &Config) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(eval) = cli.eval {
+        config.engine.eval = eval;
+    }
     init_logging(&config);
     let rules_dir = cli.rules.clone().or_else(|| config.rules_dir.clone());
     let rules = load_rules(rules_dir.as_deref())?;

@@ -11,6 +11,7 @@ use crate::alert::format::AlertFormat;
 use crate::engine::rule::{ParamValue, Rule, RuleParams};
 use crate::event::Micros;
 use crate::event::time::parse_duration;
+use crate::pipeline::EvalMode;
 
 /// The embedded defaults.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -46,6 +47,7 @@ pub struct Config {
     pub time: TimeConfig,
     pub input: InputConfig,
     pub alerts: AlertsConfig,
+    pub engine: EngineConfig,
     pub log: LogConfig,
     #[serde(rename = "rules")]
     rules_raw: BTreeMap<String, config::Value>,
@@ -183,6 +185,14 @@ pub struct AlertsConfig {
     pub format: AlertFormat,
     /// Window-rule repeat suppression period (event time).
     pub dedup_period: Duration,
+}
+
+/// Rule evaluation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// `incremental` (default) or `eager`: when an identity's state rules run again.
+    pub eval: EvalMode,
 }
 
 /// Logging.

@@ -8,11 +8,13 @@
 //! - [`inventory`]: per-identity state (credentials, grants, baselines, owners, vendors),
 //!   its snapshots as Arrow rows, and activity rows enriched with the state at event time.
 //! - [`engine`]: rules as data — `queries/*.sql` with a metadata header, planned once with
-//!   DataFusion over swappable Arrow tables, re-executed per evaluation batch.
+//!   DataFusion over swappable Arrow tables, re-executed per evaluation batch; each state
+//!   rule's footprint of activity timestamps read from its plan (`engine::footprint`).
 //! - [`alert`]: the alert lifecycle (open / resolve / dedup, deterministic ids) and the
 //!   JSON and OCSF formats.
 //! - [`pipeline`]: the shared pipeline tying the stages together, and its checkpointable
-//!   state; `replay` and `service` only add edges.
+//!   state; `replay` and `service` only add edges. `pipeline::deferral` is incremental
+//!   evaluation: uses that can only delay a finding skip re-judging their identity.
 //! - [`replay`]: the file source and sinks of `nhi-drift replay`.
 //! - [`service`]: `nhi-drift run` — Kafka consumer thread, producer, checkpoints,
 //!   embedded broker, `/healthz` `/readyz` `/metrics`.

@@ -62,6 +62,20 @@ fn max_future_is_off_or_a_duration() {
 }
 
 #[test]
+fn evaluation_is_incremental_or_eager() {
+    use nhi_drift::pipeline::EvalMode;
+    let c = Config::load_with_env(None, Vec::new()).expect("defaults");
+    assert_eq!(c.engine.eval, EvalMode::Incremental);
+    let c =
+        Config::load_with_env(None, env(&[("NHI_DRIFT_ENGINE__EVAL", "eager")])).expect("eager");
+    assert_eq!(c.engine.eval, EvalMode::Eager);
+    let error = Config::load_with_env(None, env(&[("NHI_DRIFT_ENGINE__EVAL", "lazy")]))
+        .expect_err("not a mode")
+        .to_string();
+    assert!(error.contains("lazy") && error.contains("eager"), "{error}");
+}
+
+#[test]
 fn environment_overrides_file_and_defaults() {
     let dir = std::env::temp_dir().join(format!("nhi-drift-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");

@@ -154,6 +154,15 @@ impl Lifecycle {
             .collect();
     }
 
+    /// Whether `identity` has an open state alert of one of `rules`.
+    pub fn has_open_on(&self, identity: &str, rules: &[usize]) -> bool {
+        !rules.is_empty()
+            && self
+                .open
+                .get(identity)
+                .is_some_and(|open| open.keys().any(|(rule, _)| rules.contains(rule)))
+    }
+
     /// Open state alerts per rule index.
     pub fn open_state_counts(&self, rules: usize) -> Vec<usize> {
         let mut counts = vec![0; rules];

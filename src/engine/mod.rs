@@ -7,6 +7,7 @@
 //! `window_end`. Every other column becomes evidence.
 
 pub mod evidence;
+pub mod footprint;
 pub mod rule;
 pub mod swap;
 pub mod tables;
@@ -23,6 +24,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::event::Micros;
+use footprint::Footprint;
 use rule::{Rule, RuleError, RuleKind, RuleParams, placeholders};
 use swap::SwapTable;
 
@@ -92,6 +94,13 @@ pub struct Results {
     batches: Vec<(usize, RecordBatch)>,
 }
 
+impl Results {
+    /// The run's number (a finding's [`RowRef::run`]).
+    pub fn run(&self) -> u64 {
+        self.run
+    }
+}
+
 /// Column positions of a rule's output, resolved once at planning.
 #[derive(Debug)]
 struct Output {
@@ -110,6 +119,7 @@ struct Planned {
     output: Output,
     params: serde_json::Map<String, serde_json::Value>,
     param_text: Vec<(String, String)>,
+    footprint: Footprint,
 }
 
 /// All rules, planned once, executed per batch.
@@ -163,6 +173,12 @@ impl Engine {
     /// The loaded rules, in evaluation order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// How each rule reads the activity facts, by rule index (window rules read none of
+    /// the state tables' facts).
+    pub fn footprints(&self) -> Vec<Footprint> {
+        self.planned.iter().map(|p| p.footprint).collect()
     }
 
     /// Runs so far (kept in checkpoints so run numbers never repeat after a restart).
@@ -263,6 +279,16 @@ async fn plan_rule(
     let sql = rule.render_sql(params)?;
     let fail = |e: DataFusionError| RuleError::new(&rule.path, format!("{} ({})", e, rule.id));
     let frame = ctx.sql(&sql).await.map_err(fail)?;
+    let footprint = match rule.kind {
+        RuleKind::State => {
+            let fixed: Vec<&str> = ["identity", "sid"]
+                .into_iter()
+                .chain(rule.key.iter().map(String::as_str))
+                .collect();
+            footprint::analyse(frame.logical_plan(), &fixed)
+        }
+        RuleKind::Window => Footprint::default(),
+    };
     let plan = frame.create_physical_plan().await.map_err(fail)?;
     let output = resolve_output(rule, &plan.schema())?;
     let mut param_map = serde_json::Map::new();
@@ -295,6 +321,7 @@ async fn plan_rule(
         output,
         params: param_map,
         param_text,
+        footprint,
     })
 }
 

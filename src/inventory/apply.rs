@@ -2,12 +2,19 @@
 
 use std::collections::BTreeSet;
 
-use super::{Assignment, CredentialState, Grant, IdentityState, Inventory};
+use super::{Assignment, CredentialState, Eager, Grant, IdentityState, Inventory, Judging};
+use crate::engine::footprint::Fact;
 use crate::event::{Body, CredentialKind, Event, Micros};
 
 impl Inventory {
-    /// Applies one accepted event at its own time and marks what it changed dirty.
+    /// Applies one accepted event at its own time and marks every identity it touched.
     pub fn apply(&mut self, event: &Event) {
+        self.apply_with(event, &mut Eager);
+    }
+
+    /// Applies one accepted event at its own time and marks what it changed, as `judging`
+    /// decides for uses and tool calls.
+    pub fn apply_with(&mut self, event: &Event, judging: &mut dyn Judging) {
         let t = event.time;
         match &event.body {
             Body::PrincipalDeparted { principal } => {
@@ -30,8 +37,10 @@ impl Inventory {
         let Some(name) = event.identity.as_deref() else {
             return;
         };
-        self.ensure_identity(name, t);
-        self.mark(name);
+        if judging.eager() || !event.is_activity() || !self.identities.contains_key(name) {
+            self.ensure_identity(name, t);
+            self.mark(name);
+        }
         match &event.body {
             Body::Registered {
                 kind,
@@ -178,19 +187,35 @@ impl Inventory {
                 }
             }
             Body::CredentialUsed(used) => {
-                self.record_use(name, &used.credential, t);
+                self.record_use(name, &used.credential, t, judging);
             }
             Body::ToolCalled(call) => {
                 if let Some(credential) = &call.credential {
-                    self.record_use(name, credential, t);
+                    self.record_use(name, credential, t, judging);
                 } else {
                     let identity = self.identity_mut(name, t);
-                    identity.last_activity = max_time(identity.last_activity, t);
+                    let (old, floor) = (identity.last_activity, identity.registered_at);
+                    identity.last_activity = max_time(old, t);
+                    self.grown(name, Fact::LastActivity, None, (old, floor), t, judging);
                 }
-                let identity = self.identity_mut(name, t);
                 for scope in &call.scopes {
-                    let last = identity.last_exercised.entry(scope.clone()).or_insert(t);
-                    *last = (*last).max(t);
+                    let identity = self.identity_mut(name, t);
+                    let old = identity.last_exercised.get(scope).copied();
+                    if old.is_none_or(|old| old < t) {
+                        identity.last_exercised.insert(scope.clone(), t);
+                    }
+                    // Rules see the last exercise of granted scopes only.
+                    let Some(granted) = identity.grants.get(scope).map(|g| g.granted_at) else {
+                        continue;
+                    };
+                    self.grown(
+                        name,
+                        Fact::LastExercised,
+                        Some(scope),
+                        (old, granted),
+                        t,
+                        judging,
+                    );
                 }
             }
             Body::TaskCompleted { task } => {
@@ -266,17 +291,65 @@ impl Inventory {
         );
     }
 
-    fn record_use(&mut self, identity: &str, credential: &str, t: Micros) {
-        self.ensure_credential(credential, identity, t);
+    fn record_use(
+        &mut self,
+        identity: &str,
+        credential: &str,
+        t: Micros,
+        judging: &mut dyn Judging,
+    ) {
+        if !self.credentials.contains_key(credential) {
+            self.ensure_credential(credential, identity, t);
+            self.mark(identity);
+        }
         if let Some(cred) = self.credentials.get_mut(credential) {
-            cred.last_used = max_time(cred.last_used, t);
+            let (old, floor) = (cred.last_used, cred.issued_at);
+            cred.last_used = max_time(old, t);
             let owner = cred.identity.clone();
-            if owner != identity {
-                self.mark(&owner);
+            if judging.eager() {
+                if owner != identity {
+                    self.mark(&owner);
+                }
+            } else {
+                self.grown(
+                    &owner,
+                    Fact::LastUsed,
+                    Some(credential),
+                    (old, floor),
+                    t,
+                    judging,
+                );
             }
         }
         let state = self.identity_mut(identity, t);
-        state.last_activity = max_time(state.last_activity, t);
+        let (old, floor) = (state.last_activity, state.registered_at);
+        state.last_activity = max_time(old, t);
+        self.grown(identity, Fact::LastActivity, None, (old, floor), t, judging);
+    }
+
+    /// After an activity fact of `identity` went from `old` (with its floor, the value
+    /// rules count from while it is unknown) to at least `t`: marks the identity unless
+    /// the value did not grow or `judging` lets the change wait. Eager judging has marked
+    /// it already.
+    fn grown(
+        &mut self,
+        identity: &str,
+        fact: Fact,
+        key: Option<&str>,
+        (old, floor): (Option<Micros>, Micros),
+        t: Micros,
+        judging: &mut dyn Judging,
+    ) {
+        if judging.eager() {
+            return;
+        }
+        let deferred = match old {
+            Some(old) => t <= old || judging.defer(identity, fact, key, t, false),
+            None => t >= floor && judging.defer(identity, fact, key, t, true),
+        };
+        if !deferred {
+            self.mark(identity);
+        }
     }
 }
 

@@ -15,7 +15,44 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::footprint::Fact;
 use crate::event::{CredentialKind, IdentityKind, Micros, Tier};
+
+/// How applying a use or a tool call marks identities to judge again.
+///
+/// Eager judging marks the identity on every event. Incremental judging asks, for each
+/// activity fact that grew from a known value, whether the change may wait: the identity's
+/// pending findings on rules reading it can then only fall due later, and are judged again
+/// when they fall due (see `pipeline::deferral`). A new identity and a new credential
+/// always mark.
+pub trait Judging {
+    /// Whether every event marks its identity (today's eager evaluation).
+    fn eager(&self) -> bool;
+    /// Whether `identity`'s `fact` (of credential or scope `key`), grown to `at` — or set
+    /// for the `first` time, to a value not before the fact's floor — may skip judging.
+    fn defer(
+        &mut self,
+        identity: &str,
+        fact: Fact,
+        key: Option<&str>,
+        at: Micros,
+        first: bool,
+    ) -> bool;
+}
+
+/// Eager judging: every event marks its identity.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Eager;
+
+impl Judging for Eager {
+    fn eager(&self) -> bool {
+        true
+    }
+
+    fn defer(&mut self, _: &str, _: Fact, _: Option<&str>, _: Micros, _: bool) -> bool {
+        false
+    }
+}
 
 /// An owner role held by a principal since a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,7 +294,8 @@ impl Inventory {
         self.wakeups.push(Reverse((at, identity.to_owned())));
     }
 
-    fn mark(&mut self, identity: &str) {
+    /// Marks `identity` to be snapshotted at the next evaluation.
+    pub(crate) fn mark(&mut self, identity: &str) {
         if !self.dirty.contains(identity) {
             self.dirty.insert(identity.to_owned());
         }

@@ -8,6 +8,7 @@ use arrow::compute::concat_batches;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
+use super::deferral::Deferred;
 use crate::alert::Owner;
 use crate::engine::tables::{Activity, CallScopes, StateBuilders};
 use crate::event::Micros;
@@ -40,6 +41,8 @@ pub struct Batch {
     pub evals: Vec<Eval>,
     /// Snapshot id → (identity, owner at the snapshot).
     pub sids: Vec<(String, Owner)>,
+    /// Deferred changes of identities snapshotted in this batch (incremental evaluation).
+    pub deferred: Deferred,
 }
 
 impl Batch {

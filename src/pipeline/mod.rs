@@ -7,6 +7,7 @@
 //! later runs the rules once over the whole batch. Batching changes cost, not results.
 
 pub mod batch;
+pub mod deferral;
 pub mod state;
 pub mod stats;
 
@@ -21,9 +22,10 @@ use crate::clock::Clock;
 use crate::engine::rule::{Rule, RuleError, RuleKind, RuleParams};
 use crate::engine::{Engine, EngineError, Finding};
 use crate::event::{Body, Event, Micros};
-use crate::inventory::Inventory;
 use crate::inventory::enrich::WindowActivity;
+use crate::inventory::{Eager, Inventory};
 use batch::{Batch, Eval};
+use deferral::{Incremental, Readers};
 pub use stats::Stats;
 
 /// Events waiting for the watermark, by time and then class (non-activity before
@@ -47,6 +49,40 @@ pub struct Options {
     pub dedup_period: Micros,
     /// Rows (snapshots and activity) after which a batch should be flushed.
     pub batch_rows: usize,
+    pub eval: EvalMode,
+}
+
+/// When an identity's state rules are judged again (`engine.eval`, `--eval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EvalMode {
+    /// When something a rule reads changed, except uses and calls that can only delay a
+    /// finding (see [`deferral`]).
+    #[default]
+    Incremental,
+    /// After every event that names the identity.
+    Eager,
+}
+
+impl EvalMode {
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvalMode::Incremental => "incremental",
+            EvalMode::Eager => "eager",
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EvalMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "incremental" => Ok(EvalMode::Incremental),
+            "eager" => Ok(EvalMode::Eager),
+            other => Err(serde::de::Error::custom(format!(
+                "`{other}` is not one of: incremental, eager"
+            ))),
+        }
+    }
 }
 
 impl Options {
@@ -57,6 +93,7 @@ impl Options {
             allowed_lateness: cfg.time.allowed_lateness.0,
             dedup_period: cfg.alerts.dedup_period.0,
             batch_rows: cfg.input.batch_rows,
+            eval: cfg.engine.eval,
         }
     }
 }
@@ -120,6 +157,8 @@ pub struct Pipeline {
     inventory: Inventory,
     engine: Engine,
     lifecycle: Lifecycle,
+    /// Which rules read the activity facts (incremental evaluation).
+    readers: Readers,
     batch: Batch,
     last_eval: Option<Micros>,
     stats: Stats,
@@ -134,7 +173,9 @@ impl Pipeline {
         params: &RuleParams,
     ) -> Result<Pipeline, PipelineError> {
         let engine = Engine::new(rules, params).await?;
+        let readers = Readers::new(&engine.footprints());
         Ok(Pipeline {
+            readers,
             clock: Clock::new(options.window, options.allowed_lateness),
             lifecycle: Lifecycle::new(options.dedup_period, options.window),
             options,
@@ -219,7 +260,7 @@ impl Pipeline {
             let tally = self.late.entry(stream).or_default();
             tally.events += 1;
             tally.max_behind = tally.max_behind.max(behind);
-            self.inventory.apply(&event);
+            self.apply_event(&event);
             return;
         }
         let (start, end) = self.clock.window_of(t);
@@ -356,10 +397,27 @@ impl Pipeline {
             events.sort_unstable_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
             for event in events {
                 self.seq += 1;
-                self.inventory.apply(&event);
+                self.apply_event(&event);
                 if activity {
                     self.add_activity(&event, t, closing);
                 }
+            }
+        }
+    }
+
+    /// Applies one event to the inventory, judging as [`Options::eval`] says.
+    fn apply_event(&mut self, event: &Event) {
+        match self.options.eval {
+            EvalMode::Eager => self.inventory.apply_with(event, &mut Eager),
+            EvalMode::Incremental => {
+                let mut judging = Incremental {
+                    readers: &self.readers,
+                    lifecycle: &self.lifecycle,
+                    next_eval: self.batch.evals.len(),
+                    deferred: &mut self.batch.deferred,
+                    count: &mut self.stats.deferred,
+                };
+                self.inventory.apply_with(event, &mut judging);
             }
         }
     }
@@ -424,6 +482,10 @@ impl Pipeline {
                     .inventory
                     .snapshot(&identity, now, sid as u64, &mut self.batch.state)
                 {
+                    if self.options.eval == EvalMode::Incremental {
+                        let eval = self.batch.evals.len();
+                        self.batch.deferred.snapshotted(&identity, eval, sid);
+                    }
                     let owner = owner_of(&self.inventory, &identity);
                     self.batch.sids.push((identity, owner));
                 }
@@ -458,6 +520,11 @@ impl Pipeline {
         }
         let mut batch = std::mem::take(&mut self.batch);
         let tables = batch.tables()?;
+        let state_tables: Vec<_> = if batch.deferred.has_touches() {
+            tables[..5].to_vec()
+        } else {
+            Vec::new()
+        };
         let mut kinds = Vec::new();
         if tables[0].num_rows() > 0 {
             kinds.push(RuleKind::State);
@@ -473,6 +540,7 @@ impl Pipeline {
             lifecycle,
             inventory,
             stats,
+            readers,
             ..
         } = self;
         let results = engine
@@ -487,16 +555,32 @@ impl Pipeline {
                 }
             })
             .await?;
-        let render = |finding: &Finding| engine.render(&results, finding);
-        lifecycle.begin_batch(batch.evals.last().map_or(Micros::MIN, |e| e.now));
+        let horizon = batch.evals.last().map_or(Micros::MIN, |e| e.now);
+        let repairs = deferral::repair(
+            engine,
+            readers,
+            &mut batch,
+            &state_tables,
+            &by_sid,
+            horizon,
+            |rule, took| *stats.rule_time.entry(rule_ids[rule].clone()).or_default() += took,
+        )
+        .await?;
+        stats.repaired += repairs.snapshots.len() as u64;
+        let render = |finding: &Finding| match &repairs.results {
+            Some(r) if r.run() == finding.row.run => engine.render(r, finding),
+            _ => engine.render(&results, finding),
+        };
+        lifecycle.begin_batch(horizon);
 
+        let mut repaired = repairs.snapshots.into_iter().peekable();
         let mut alerts = Vec::new();
-        for eval in batch.evals {
+        for (index, eval) in batch.evals.into_iter().enumerate() {
             let window_findings = eval
                 .window
                 .and_then(|(start, _)| by_window.remove(&start))
                 .unwrap_or_default();
-            let snapshots = eval
+            let mut snapshots: Vec<Snapshot> = eval
                 .sids
                 .clone()
                 .map(|sid| {
@@ -508,6 +592,15 @@ impl Pipeline {
                     }
                 })
                 .collect();
+            while let Some((_, identity, owner, candidates)) =
+                repaired.next_if(|(at, ..)| *at == index)
+            {
+                snapshots.push(Snapshot {
+                    identity,
+                    owner,
+                    candidates,
+                });
+            }
             let evaluation = Evaluation {
                 now: eval.now,
                 window_findings,
@@ -519,6 +612,9 @@ impl Pipeline {
         }
         for (identity, at) in lifecycle.end_batch() {
             inventory.schedule_wake(at, &identity);
+        }
+        for identity in &repairs.mark {
+            inventory.mark(identity);
         }
         for alert in &alerts {
             *self

@@ -25,6 +25,10 @@ pub struct Stats {
     pub evaluations: u64,
     /// Identity snapshots taken for state rules.
     pub snapshots: u64,
+    /// Uses and calls whose activity change skipped judging (incremental evaluation).
+    pub deferred: u64,
+    /// Snapshots rebuilt because a deferred change could alter an alert of its batch.
+    pub repaired: u64,
     /// Alerts emitted by (rule id, status).
     pub alerts: BTreeMap<(String, Status), u64>,
     /// Time spent in each rule's query, by rule id.
