@@ -48,6 +48,7 @@ pub struct Config {
     pub input: InputConfig,
     pub alerts: AlertsConfig,
     pub engine: EngineConfig,
+    pub inventory: InventoryConfig,
     pub log: LogConfig,
     #[serde(rename = "rules")]
     rules_raw: BTreeMap<String, config::Value>,
@@ -185,6 +186,15 @@ pub struct AlertsConfig {
     pub format: AlertFormat,
     /// Window-rule repeat suppression period (event time).
     pub dedup_period: Duration,
+}
+
+/// Inventory state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    /// `off`, or how long (event time) after it ended a credential, a completed task or an
+    /// offboarded identity holding nothing is forgotten (contract §2.2).
+    pub forget_after: OffOrDuration,
 }
 
 /// Rule evaluation.

@@ -154,6 +154,15 @@ impl Lifecycle {
             .collect();
     }
 
+    /// Forgets a forgotten identity's candidates and owners; open alerts are never
+    /// forgotten (contract §2.2), so an identity with one keeps everything.
+    pub fn forget(&mut self, identity: &str) {
+        if !self.open.contains_key(identity) {
+            self.candidates.remove(identity);
+            self.owners.remove(identity);
+        }
+    }
+
     /// Whether `identity` has an open state alert of one of `rules`.
     pub fn has_open_on(&self, identity: &str, rules: &[usize]) -> bool {
         !rules.is_empty()

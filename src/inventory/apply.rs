@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use super::forget::Forget;
 use super::{Assignment, CredentialState, Eager, Grant, IdentityState, Inventory, Judging};
 use crate::engine::footprint::Fact;
 use crate::event::{Body, CredentialKind, Event, Micros};
@@ -105,11 +106,15 @@ impl Inventory {
                 if let Some(grant) = identity.grants.remove(scope) {
                     identity.ended_spans.push((grant.granted_at, t));
                 }
+                if identity.offboarded_at.is_some() {
+                    self.schedule_forget(t, Forget::Identity(name.to_owned()));
+                }
             }
             Body::VendorLinked { vendor } => self.link_vendor(name, vendor, t),
             Body::Offboarded { .. } => {
                 let identity = self.identity_mut(name, t);
                 identity.offboarded_at.get_or_insert(t);
+                self.schedule_forget(t, Forget::Identity(name.to_owned()));
             }
             Body::CredentialIssued {
                 credential,
@@ -144,6 +149,7 @@ impl Inventory {
                             return;
                         };
                         old.retired_at.get_or_insert(t);
+                        let retired = old.end().unwrap_or(t);
                         let state = CredentialState {
                             identity: old.identity.clone(),
                             kind: old.kind,
@@ -158,6 +164,7 @@ impl Inventory {
                         };
                         let owner = state.identity.clone();
                         self.mark(&owner);
+                        self.schedule_forget(retired, Forget::Credential(credential.clone()));
                         self.insert_credential(new_id, state);
                     }
                     None => {
@@ -172,6 +179,7 @@ impl Inventory {
                         self.mark(&owner);
                         if let Some(at) = expiry {
                             self.schedule_expiry(at, &owner);
+                            self.schedule_forget(at, Forget::Credential(credential.clone()));
                         }
                         // A rotation may revive a credential pruned from the list as expired.
                         self.list_credential(&owner, credential, t);
@@ -182,8 +190,9 @@ impl Inventory {
                 self.ensure_credential(credential, name, t);
                 if let Some(cred) = self.credentials.get_mut(credential) {
                     cred.revoked_at.get_or_insert(t);
-                    let owner = cred.identity.clone();
+                    let (owner, ended) = (cred.identity.clone(), cred.end().unwrap_or(t));
                     self.mark(&owner);
+                    self.schedule_forget(ended, Forget::Credential(credential.clone()));
                 }
             }
             Body::CredentialUsed(used) => {
@@ -222,6 +231,7 @@ impl Inventory {
                 self.tasks_completed
                     .entry((name.to_owned(), task.clone()))
                     .or_insert(t);
+                self.schedule_forget(t, Forget::Task(name.to_owned(), task.clone()));
             }
             Body::PrincipalDeparted { .. } | Body::VendorOffboarded { .. } => {}
         }
@@ -255,6 +265,7 @@ impl Inventory {
         let owner = state.identity.clone();
         if let Some(at) = state.expires {
             self.schedule_expiry(at, &owner);
+            self.schedule_forget(at, Forget::Credential(id.to_owned()));
         }
         let t = state.issued_at;
         self.credentials.insert(id.to_owned(), state);

@@ -8,6 +8,7 @@
 
 mod apply;
 pub mod enrich;
+mod forget;
 pub mod snapshot;
 
 use std::cmp::Reverse;
@@ -209,6 +210,11 @@ pub struct Inventory {
     wake_at: HashMap<String, Micros>,
     /// Identities to snapshot at the next evaluation, sorted for deterministic output.
     dirty: BTreeSet<String>,
+    /// What ended, by the time it is forgotten (contract §2.2).
+    forget: BinaryHeap<Reverse<(Micros, forget::Forget)>>,
+    /// `inventory.forget_after`; `None` keeps everything.
+    #[serde(skip)]
+    forget_after: Option<Micros>,
 }
 
 impl Inventory {

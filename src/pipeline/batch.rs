@@ -43,6 +43,8 @@ pub struct Batch {
     pub sids: Vec<(String, Owner)>,
     /// Deferred changes of identities snapshotted in this batch (incremental evaluation).
     pub deferred: Deferred,
+    /// Identities the inventory forgot in this batch (their findings go after it runs).
+    pub forgotten: Vec<String>,
 }
 
 impl Batch {

@@ -50,6 +50,8 @@ pub struct Options {
     /// Rows (snapshots and activity) after which a batch should be flushed.
     pub batch_rows: usize,
     pub eval: EvalMode,
+    /// How long after it ended inventory state is forgotten (`None`: never).
+    pub forget_after: Option<Micros>,
 }
 
 /// When an identity's state rules are judged again (`engine.eval`, `--eval`).
@@ -94,6 +96,7 @@ impl Options {
             dedup_period: cfg.alerts.dedup_period.0,
             batch_rows: cfg.input.batch_rows,
             eval: cfg.engine.eval,
+            forget_after: cfg.inventory.forget_after.0,
         }
     }
 }
@@ -174,8 +177,11 @@ impl Pipeline {
     ) -> Result<Pipeline, PipelineError> {
         let engine = Engine::new(rules, params).await?;
         let readers = Readers::new(&engine.footprints());
+        let mut inventory = Inventory::new();
+        inventory.set_forget_after(options.forget_after);
         Ok(Pipeline {
             readers,
+            inventory,
             clock: Clock::new(options.window, options.allowed_lateness),
             lifecycle: Lifecycle::new(options.dedup_period, options.window),
             options,
@@ -183,7 +189,6 @@ impl Pipeline {
             seq: 0,
             pending: BTreeMap::new(),
             windows: BTreeMap::new(),
-            inventory: Inventory::new(),
             engine,
             batch: Batch::default(),
             last_eval: None,
@@ -202,6 +207,7 @@ impl Pipeline {
         self.pending = BTreeMap::new();
         self.windows = BTreeMap::new();
         self.inventory = Inventory::new();
+        self.inventory.set_forget_after(self.options.forget_after);
         self.batch = Batch::default();
         self.last_eval = None;
         self.stats = Stats::default();
@@ -394,6 +400,7 @@ impl Pipeline {
                 break;
             }
             let ((t, activity), mut events) = entry.remove_entry();
+            self.forget_before(t);
             events.sort_unstable_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
             for event in events {
                 self.seq += 1;
@@ -403,6 +410,14 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Forgets what ended `forget_after` before a moment earlier than `t` (contract §2.2:
+    /// an event at exactly that moment still sees it).
+    fn forget_before(&mut self, t: Micros) {
+        let forgotten = self.inventory.forget_until(t.saturating_sub(1));
+        self.stats.forgotten += forgotten.len() as u64;
+        self.batch.forgotten.extend(forgotten);
     }
 
     /// Applies one event to the inventory, judging as [`Options::eval`] says.
@@ -476,6 +491,7 @@ impl Pipeline {
         }
         let first_sid = self.batch.sids.len();
         if run_state {
+            self.forget_before(now);
             for identity in self.inventory.take_dirty(now) {
                 let sid = self.batch.sids.len();
                 if self
@@ -615,6 +631,9 @@ impl Pipeline {
         }
         for identity in &repairs.mark {
             inventory.mark(identity);
+        }
+        for identity in &batch.forgotten {
+            lifecycle.forget(identity);
         }
         for alert in &alerts {
             *self

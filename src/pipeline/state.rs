@@ -22,7 +22,7 @@ use crate::event::{Event, Micros};
 use crate::inventory::Inventory;
 
 /// Format version of [`PipelineState`]; a checkpoint of another version is refused.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 
 /// Everything a restarted pipeline needs to continue exactly where this one stood.
 #[derive(Debug, Serialize, Deserialize)]
@@ -189,6 +189,7 @@ impl Pipeline {
         }
         self.windows = windows;
         self.inventory = state.inventory;
+        self.inventory.set_forget_after(self.options.forget_after);
         self.lifecycle = lifecycle;
         self.last_eval = state.last_eval;
         self.engine.continue_runs_after(state.engine_runs);

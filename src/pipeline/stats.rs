@@ -29,6 +29,8 @@ pub struct Stats {
     pub deferred: u64,
     /// Snapshots rebuilt because a deferred change could alter an alert of its batch.
     pub repaired: u64,
+    /// Offboarded identities forgotten once they had held nothing for `forget_after`.
+    pub forgotten: u64,
     /// Alerts emitted by (rule id, status).
     pub alerts: BTreeMap<(String, Status), u64>,
     /// Time spent in each rule's query, by rule id.
