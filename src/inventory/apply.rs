@@ -10,12 +10,18 @@ use crate::event::{Body, CredentialKind, Event, Micros};
 impl Inventory {
     /// Applies one accepted event at its own time and marks every identity it touched.
     pub fn apply(&mut self, event: &Event) {
-        self.apply_with(event, &mut Eager);
+        self.apply_with(event, &mut Eager, false);
     }
 
     /// Applies one accepted event at its own time and marks what it changed, as `judging`
-    /// decides for uses and tool calls.
-    pub fn apply_with(&mut self, event: &Event, judging: &mut dyn Judging) {
+    /// decides for uses and tool calls. A `late` event (its window closed) names only what
+    /// is known: it creates no identity but by its registration and no credential but by
+    /// its issue, since what it names may have been forgotten — a late redelivery changes
+    /// nothing (contract §2).
+    pub fn apply_with(&mut self, event: &Event, judging: &mut dyn Judging, late: bool) {
+        if late && !self.knows(event) {
+            return;
+        }
         let t = event.time;
         match &event.body {
             Body::PrincipalDeparted { principal } => {
@@ -50,8 +56,11 @@ impl Inventory {
                 ..
             } => {
                 let identity = self.identity_mut(name, t);
-                identity.kind = *kind;
-                identity.tier = *tier;
+                if identity.registered_stamp.is_none_or(|s| t >= s) {
+                    identity.registered_stamp = Some(t);
+                    identity.kind = *kind;
+                    identity.tier = *tier;
+                }
                 for vendor in vendors {
                     self.link_vendor(name, vendor, t);
                 }
@@ -76,21 +85,25 @@ impl Inventory {
             }
             Body::Approved { scopes, tools, .. } => {
                 let identity = self.identity_mut(name, t);
-                identity.approved_at = Some(t);
-                identity.certified_at = Some(t);
-                identity.baseline_tools = tools.as_ref().map(|t| t.iter().cloned().collect());
+                identity.certified_at = max_time(identity.certified_at, t);
+                if identity.approved_at.is_none_or(|a| t >= a) {
+                    identity.approved_at = Some(t);
+                    identity.baseline_tools = tools.as_ref().map(|t| t.iter().cloned().collect());
+                }
                 set_baseline(identity, scopes, t);
             }
             Body::Recertified { scopes, .. } => {
                 let identity = self.identity_mut(name, t);
-                identity.certified_at = Some(t);
+                identity.certified_at = max_time(identity.certified_at, t);
                 if let Some(scopes) = scopes {
                     set_baseline(identity, scopes, t);
                 }
             }
             Body::ScopeGranted { scope } => {
                 let identity = self.identity_mut(name, t);
-                if !identity.grants.contains_key(scope) {
+                let revoked_later = identity.revoked_scopes.get(scope).is_some_and(|r| *r > t);
+                if !identity.grants.contains_key(scope) && !revoked_later {
+                    identity.revoked_scopes.remove(scope);
                     let outside_since = (!identity.in_baseline(scope)).then_some(t);
                     identity.grants.insert(
                         scope.clone(),
@@ -103,8 +116,15 @@ impl Inventory {
             }
             Body::ScopeRevoked { scope } => {
                 let identity = self.identity_mut(name, t);
-                if let Some(grant) = identity.grants.remove(scope) {
+                // An older revocation than the grant changes nothing.
+                if identity
+                    .grants
+                    .get(scope)
+                    .is_some_and(|g| g.granted_at <= t)
+                    && let Some(grant) = identity.grants.remove(scope)
+                {
                     identity.ended_spans.push((grant.granted_at, t));
+                    identity.revoked_scopes.insert(scope.clone(), t);
                 }
                 if identity.offboarded_at.is_some() {
                     self.schedule_forget(t, Forget::Identity(name.to_owned()));
@@ -123,6 +143,29 @@ impl Inventory {
                 scopes,
                 task,
             } => {
+                // Only a newer issue replaces a credential (a redelivery changes nothing);
+                // an issue older than a credential first seen in use fills in what it is.
+                if let Some(existing) = self.credentials.get_mut(credential) {
+                    if existing.kind == CredentialKind::Unknown && t < existing.issued_at {
+                        existing.kind = *kind;
+                        existing.issued_at = t;
+                        existing.expires = *expires;
+                        existing.scopes = scopes.clone();
+                        existing.task = task.clone();
+                        if let Some(at) = *expires {
+                            let owner = existing.identity.clone();
+                            self.schedule_expiry(at, &owner);
+                            self.schedule_forget(at, Forget::Credential(credential.clone()));
+                        }
+                    }
+                    if self
+                        .credentials
+                        .get(credential)
+                        .is_some_and(|c| t <= c.issued_at)
+                    {
+                        return;
+                    }
+                }
                 let state = CredentialState {
                     identity: name.to_owned(),
                     kind: *kind,
@@ -145,6 +188,10 @@ impl Inventory {
                 self.ensure_credential(credential, name, t);
                 match new_credential {
                     Some(new_id) => {
+                        // The credential it created already exists: a redelivery.
+                        if self.credentials.contains_key(new_id) {
+                            return;
+                        }
                         let Some(old) = self.credentials.get_mut(credential) else {
                             return;
                         };
@@ -171,6 +218,10 @@ impl Inventory {
                         let Some(cred) = self.credentials.get_mut(credential) else {
                             return;
                         };
+                        // An older rotation than the newest changes nothing.
+                        if cred.rotated_at.is_some_and(|r| t < r) || t < cred.issued_at {
+                            return;
+                        }
                         cred.rotated_at = Some(t);
                         if expires.is_some() {
                             cred.expires = *expires;
@@ -235,6 +286,27 @@ impl Inventory {
             }
             Body::PrincipalDeparted { .. } | Body::VendorOffboarded { .. } => {}
         }
+    }
+
+    /// Whether a late event names only a known identity and credential (or creates them
+    /// explicitly).
+    fn knows(&self, event: &Event) -> bool {
+        let Some(name) = event.identity.as_deref() else {
+            return true;
+        };
+        let registers = matches!(event.body, Body::Registered { .. });
+        if !registers && !self.identities.contains_key(name) {
+            return false;
+        }
+        let credential = match &event.body {
+            Body::CredentialUsed(used) => Some(&used.credential),
+            Body::ToolCalled(call) => call.credential.as_ref(),
+            Body::CredentialRotated { credential, .. } | Body::CredentialRevoked { credential } => {
+                Some(credential)
+            }
+            _ => None,
+        };
+        credential.is_none_or(|c| self.credentials.contains_key(c))
     }
 
     fn ensure_identity(&mut self, name: &str, t: Micros) {
@@ -368,19 +440,29 @@ fn max_time(current: Option<Micros>, t: Micros) -> Option<Micros> {
     Some(current.map_or(t, |c| c.max(t)))
 }
 
+/// Assigns a role from an event at `t`, unless a newer assignment of it was applied.
 fn assign(slot: &mut Option<Assignment>, principal: Option<&String>, t: Micros) {
     let Some(principal) = principal else { return };
-    if slot.as_ref().is_some_and(|a| &a.principal == principal) {
-        return;
+    match slot {
+        Some(a) if t < a.stamp => {}
+        Some(a) if &a.principal == principal => a.stamp = t,
+        _ => {
+            *slot = Some(Assignment {
+                principal: principal.clone(),
+                since: t,
+                stamp: t,
+            })
+        }
     }
-    *slot = Some(Assignment {
-        principal: principal.clone(),
-        since: t,
-    });
 }
 
-/// Replaces the approved scopes and records when each grant left or re-entered them.
+/// Replaces the approved scopes and records when each grant left or re-entered them,
+/// unless a newer event set the baseline.
 fn set_baseline(identity: &mut IdentityState, scopes: &[String], t: Micros) {
+    if identity.baseline_at.is_some_and(|b| t < b) {
+        return;
+    }
+    identity.baseline_at = Some(t);
     let baseline: BTreeSet<String> = scopes.iter().cloned().collect();
     for (scope, grant) in identity.grants.iter_mut() {
         if baseline.contains(scope) {

@@ -60,6 +60,8 @@ impl Judging for Eager {
 pub struct Assignment {
     pub principal: String,
     pub since: Micros,
+    /// Time of the newest assignment event of the role (an older one changes nothing).
+    pub stamp: Micros,
 }
 
 /// A scope granted on the target platform.
@@ -95,6 +97,13 @@ pub struct IdentityState {
     pub last_exercised: HashMap<String, Micros>,
     /// Linked vendors and when.
     pub vendors: BTreeMap<String, Micros>,
+    /// Time of the newest `identity.registered` (kind and tier are its values).
+    pub registered_stamp: Option<Micros>,
+    /// Time of the event that set the baseline (an approval or a recertification with
+    /// scopes).
+    pub baseline_at: Option<Micros>,
+    /// Scopes revoked and when, so an older grant arriving late does not revive them.
+    pub revoked_scopes: BTreeMap<String, Micros>,
 }
 
 impl IdentityState {
@@ -116,6 +125,9 @@ impl IdentityState {
             ended_spans: Vec::new(),
             last_exercised: HashMap::new(),
             vendors: BTreeMap::new(),
+            registered_stamp: None,
+            baseline_at: None,
+            revoked_scopes: BTreeMap::new(),
         }
     }
 

@@ -91,3 +91,76 @@ fn rotation_with_new_credential_retires_the_old_one() {
     let new = inv.credential("k2").expect("created");
     assert_eq!((new.kind, new.issued_at), (CredentialKind::ApiKey, 2 * DAY));
 }
+
+/// The inventory's facts (not its queues of timers and dirty identities).
+fn facts(inv: &Inventory) -> impl PartialEq + std::fmt::Debug + use<> {
+    (
+        inv.identities.clone(),
+        inv.credentials.clone(),
+        inv.departed.clone(),
+        inv.vendors_offboarded.clone(),
+        inv.tasks_completed.clone(),
+        inv.by_principal.clone(),
+        inv.by_vendor.clone(),
+    )
+}
+
+/// A generated stream, decoded, in the order the pipeline applies it.
+fn generated_events() -> Vec<Event> {
+    let options = crate::generate::GenerateOptions {
+        identities: 25,
+        days: 20,
+        seed: 9,
+        start: 1_767_225_600,
+    };
+    let mut out = Vec::new();
+    crate::generate::generate(&options, &mut out).unwrap();
+    let decoder = crate::event::Decoder::new(1 << 20);
+    let mut events: Vec<Event> = out
+        .split(|b| *b == b'\n')
+        .filter_map(|line| decoder.decode(line).ok())
+        .collect();
+    events.sort_by(|a, b| {
+        (a.time, a.is_activity(), a.id.as_bytes()).cmp(&(b.time, b.is_activity(), b.id.as_bytes()))
+    });
+    events
+}
+
+#[test]
+fn applying_any_event_again_changes_no_fact() {
+    use proptest::test_runner::{Config, TestRunner};
+    let events = generated_events();
+    assert!(events.len() > 2000, "{} events", events.len());
+    let mut whole = Inventory::new();
+    for e in &events {
+        whole.apply(e);
+    }
+    let expected = facts(&whole);
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        ..Config::default()
+    });
+    runner
+        .run(&(0..events.len(), proptest::bool::ANY), |(i, at_once)| {
+            let mut inv = if at_once {
+                // Twice in a row, where it belongs in the stream.
+                let mut inv = Inventory::new();
+                for (j, e) in events.iter().enumerate() {
+                    inv.apply(e);
+                    if j == i {
+                        inv.apply(e);
+                    }
+                }
+                inv
+            } else {
+                // Again after everything newer (a late redelivery).
+                whole.clone()
+            };
+            if !at_once {
+                inv.apply(&events[i]);
+            }
+            proptest::prop_assert_eq!(&facts(&inv), &expected, "event {:?}", &events[i]);
+            Ok(())
+        })
+        .unwrap();
+}

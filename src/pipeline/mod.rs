@@ -146,6 +146,8 @@ struct OpenWindow {
     )>,
     /// Identities active in the window (callers and credential owners), for owners.
     identities: BTreeSet<String>,
+    /// Hashes of the ids of its events: remembered for duplicates until it closes.
+    ids: Vec<u128>,
 }
 
 /// The detection pipeline.
@@ -253,7 +255,8 @@ impl Pipeline {
     /// Pushes one decoded event of input `stream` (a Kafka partition; a replay has one).
     pub fn push_decoded(&mut self, event: Event, stream: u32) {
         self.stats.read += 1;
-        if !self.seen.insert(xxh3_128(event.id.as_bytes())) {
+        let id = xxh3_128(event.id.as_bytes());
+        if self.seen.contains(&id) {
             self.stats.duplicates += 1;
             return;
         }
@@ -266,20 +269,32 @@ impl Pipeline {
             let tally = self.late.entry(stream).or_default();
             tally.events += 1;
             tally.max_behind = tally.max_behind.max(behind);
-            self.apply_event(&event);
+            // Its window is closed, so its id is not remembered (contract v2): a late
+            // redelivery is applied again, which changes nothing (a merge by event time).
+            // One older than `forget_after` behind the watermark may concern what was
+            // forgotten since: it is counted and changes nothing.
+            let ancient = self.options.forget_after.is_some_and(|after| {
+                self.clock
+                    .watermark()
+                    .is_some_and(|w| t < w.saturating_sub(after))
+            });
+            if !ancient {
+                self.apply_event(&event, true);
+            }
             return;
         }
         let (start, end) = self.clock.window_of(t);
-        self.windows
-            .entry(start)
-            .or_insert_with(|| OpenWindow {
-                end,
-                events: 0,
-                early: None,
-                early_done: Vec::new(),
-                identities: BTreeSet::new(),
-            })
-            .events += 1;
+        let window = self.windows.entry(start).or_insert_with(|| OpenWindow {
+            end,
+            events: 0,
+            early: None,
+            early_done: Vec::new(),
+            identities: BTreeSet::new(),
+            ids: Vec::new(),
+        });
+        window.events += 1;
+        window.ids.push(id);
+        self.seen.insert(id);
         self.pending
             .entry((t, event.is_activity()))
             .or_default()
@@ -404,7 +419,7 @@ impl Pipeline {
             events.sort_unstable_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
             for event in events {
                 self.seq += 1;
-                self.apply_event(&event);
+                self.apply_event(&event, false);
                 if activity {
                     self.add_activity(&event, t, closing);
                 }
@@ -421,9 +436,9 @@ impl Pipeline {
     }
 
     /// Applies one event to the inventory, judging as [`Options::eval`] says.
-    fn apply_event(&mut self, event: &Event) {
+    fn apply_event(&mut self, event: &Event, late: bool) {
         match self.options.eval {
-            EvalMode::Eager => self.inventory.apply_with(event, &mut Eager),
+            EvalMode::Eager => self.inventory.apply_with(event, &mut Eager, late),
             EvalMode::Incremental => {
                 let mut judging = Incremental {
                     readers: &self.readers,
@@ -432,7 +447,7 @@ impl Pipeline {
                     deferred: &mut self.batch.deferred,
                     count: &mut self.stats.deferred,
                 };
-                self.inventory.apply_with(event, &mut judging);
+                self.inventory.apply_with(event, &mut judging, late);
             }
         }
     }
@@ -477,6 +492,9 @@ impl Pipeline {
         if let Some((start, open)) =
             window.and_then(|start| self.windows.remove(&start).map(|open| (start, open)))
         {
+            for id in &open.ids {
+                self.seen.remove(id);
+            }
             eval.window = Some((start, open.end));
             for identity in &open.identities {
                 eval.window_owners

@@ -22,7 +22,7 @@ use crate::event::{Event, Micros};
 use crate::inventory::Inventory;
 
 /// Format version of [`PipelineState`]; a checkpoint of another version is refused.
-pub const STATE_VERSION: u32 = 3;
+pub const STATE_VERSION: u32 = 4;
 
 /// Everything a restarted pipeline needs to continue exactly where this one stood.
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,8 +31,6 @@ pub struct PipelineState {
     /// Rule ids in the order findings refer to them.
     pub rules: Vec<String>,
     pub clock: Clock,
-    /// Hashes of the event ids seen, as hex.
-    pub seen: String,
     pub seq: u64,
     /// Events waiting for the watermark.
     pub pending: Vec<Event>,
@@ -52,6 +50,8 @@ pub struct WindowState {
     /// Activity rows applied early, as Arrow IPC streams in hex (activity, call scopes).
     pub early: Option<(String, String, usize)>,
     pub identities: BTreeSet<String>,
+    /// Hashes of its events' ids (remembered until it closes), as hex.
+    pub ids: String,
 }
 
 /// Why a checkpoint cannot be restored.
@@ -102,17 +102,13 @@ impl Pipeline {
                 events: window.events,
                 early,
                 identities: window.identities.clone(),
+                ids: hex_ids(&window.ids),
             });
-        }
-        let mut seen = String::with_capacity(self.seen.len() * 32);
-        for id in &self.seen {
-            let _ = write!(seen, "{id:032x}");
         }
         Ok(PipelineState {
             version: STATE_VERSION,
             rules: self.rules().iter().map(|r| r.id.clone()).collect(),
             clock: self.clock.clone(),
-            seen,
             seq: self.seq,
             pending: self.pending.values().flatten().cloned().collect(),
             windows,
@@ -136,16 +132,11 @@ impl Pipeline {
             return Err(RestoreError::Settings(w, l, cw, cl));
         }
         let damaged = |e: String| RestoreError::Damaged(e);
-        if !state.seen.len().is_multiple_of(32) {
-            return Err(damaged("event id hashes".into()));
-        }
         let mut seen = std::collections::HashSet::default();
-        for chunk in state.seen.as_bytes().chunks(32) {
-            let text = std::str::from_utf8(chunk).map_err(|e| damaged(e.to_string()))?;
-            seen.insert(u128::from_str_radix(text, 16).map_err(|e| damaged(e.to_string()))?);
-        }
         let mut windows = BTreeMap::new();
         for w in state.windows {
+            let ids = unhex_ids(&w.ids).map_err(damaged)?;
+            seen.extend(ids.iter().copied());
             let early_done = match w.early {
                 Some((a, s, rows)) => vec![(
                     ipc_unhex(&a, &Activity::schema()).map_err(damaged)?,
@@ -162,6 +153,7 @@ impl Pipeline {
                     early: None,
                     early_done,
                     identities: w.identities,
+                    ids,
                 },
             );
         }
@@ -195,6 +187,27 @@ impl Pipeline {
         self.engine.continue_runs_after(state.engine_runs);
         Ok(())
     }
+}
+
+fn hex_ids(ids: &[u128]) -> String {
+    let mut text = String::with_capacity(ids.len() * 32);
+    for id in ids {
+        let _ = write!(text, "{id:032x}");
+    }
+    text
+}
+
+fn unhex_ids(text: &str) -> Result<Vec<u128>, String> {
+    if !text.len().is_multiple_of(32) {
+        return Err("event id hashes".into());
+    }
+    text.as_bytes()
+        .chunks(32)
+        .map(|chunk| {
+            let text = std::str::from_utf8(chunk).map_err(|e| e.to_string())?;
+            u128::from_str_radix(text, 16).map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 fn ipc_hex(batch: &RecordBatch) -> Result<String, ArrowError> {
