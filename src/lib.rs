@@ -6,7 +6,8 @@
 //! - [`event`]: the event model of the contract, decoding and validation, dead letters.
 //! - [`clock`]: event time — watermark, tumbling windows, lateness.
 //! - [`inventory`]: per-identity state (credentials, grants, baselines, owners, vendors),
-//!   its snapshots as Arrow rows, and activity rows enriched with the state at event time.
+//!   applied as a merge by event time, forgotten once ended (`inventory::forget`), its
+//!   snapshots as Arrow rows, and activity rows enriched with the state at event time.
 //! - [`engine`]: rules as data — `queries/*.sql` with a metadata header, planned once with
 //!   DataFusion over swappable Arrow tables, re-executed per evaluation batch; each state
 //!   rule's footprint of activity timestamps read from its plan (`engine::footprint`).
