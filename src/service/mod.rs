@@ -48,6 +48,11 @@ const LATE_LOG_PERIOD: Duration = Duration::from_secs(10);
 /// arriving (evaluations are batched while records queue up).
 const MAX_FLUSH_DELAY: Duration = Duration::from_millis(250);
 
+/// Shortest wait between two flushes when the queue merely ran empty for a moment: each
+/// flush runs every rule once, so flushing after every chunk of a steady stream would
+/// spend the pipeline on query overhead.
+const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(25);
+
 /// What stops the service.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -339,9 +344,11 @@ impl Service {
                     }
                 }
             }
+            let since = last_flush.elapsed();
             let due = self.pipeline.should_flush()
                 || (self.pipeline.has_pending_evaluations()
-                    && (rx.is_empty() || last_flush.elapsed() >= MAX_FLUSH_DELAY));
+                    && ((rx.is_empty() && since >= MIN_FLUSH_INTERVAL)
+                        || since >= MAX_FLUSH_DELAY));
             if due {
                 self.flush().await?;
                 last_flush = Instant::now();
