@@ -135,3 +135,63 @@ fn state_of_a_long_stream_is_bounded_by_what_is_live() {
         "forgetting kept {bounded} of {kept} credentials ({live} live)"
     );
 }
+
+#[test]
+fn window_dedup_entries_are_forgotten_once_their_period_passed() {
+    use nhi_drift::pipeline::{Options, Pipeline};
+    // 3000 credentials, each used from two environments once, two minutes apart: one
+    // NHI-ENV-001 alert each, over four days. Entries older than the 24 h dedup period
+    // with nothing suppressed can go; the alerts are all there.
+    let start = 1_767_225_600i64;
+    let mut lines = Vec::new();
+    for i in 0..3000i64 {
+        let time = nhi_drift::event::time::format_rfc3339((start + i * 120) * 1_000_000);
+        for env in ["prod", "dev"] {
+            lines.push(format!(
+                r#"{{"id":"u{i}-{env}","type":"credential.used","time":"{time}","identity":"svc","credential":"k{i}","environment":"{env}"}}"#
+            ));
+        }
+    }
+    let path = write(
+        "many-windows.jsonl",
+        &lines.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut config =
+            nhi_drift::config::Config::load_with_env(None, Vec::new()).expect("config");
+        config.input.max_future = nhi_drift::config::OffOrDuration(None);
+        let rules = nhi_drift::engine::rule::load_rules(None).expect("rules");
+        let mut pipeline = Pipeline::new(Options::from_config(&config), rules, &config.rule_params)
+            .await
+            .expect("pipeline");
+        let mut out = Vec::new();
+        let mut sinks = nhi_drift::replay::Sinks {
+            format: nhi_drift::alert::format::AlertFormat::Json,
+            alerts: &mut out,
+            dead_letters: None,
+        };
+        let decoder = nhi_drift::event::Decoder::from_config(&config);
+        nhi_drift::replay::replay(
+            &mut pipeline,
+            &[path],
+            None,
+            &decoder,
+            &mut sinks,
+            |_, _| {},
+        )
+        .await
+        .expect("replay");
+        let env_alerts = String::from_utf8_lossy(&out)
+            .lines()
+            .filter(|l| l.contains("NHI-ENV-001"))
+            .count();
+        assert_eq!(env_alerts, 3000);
+        // Swept whenever they double (from 1024 on): at most twice the ~720 of the last
+        // day, not one per alert ever sent (3001).
+        let entries = pipeline.window_dedup_entries();
+        assert!(entries <= 2048, "{entries} window dedup entries kept");
+    });
+}

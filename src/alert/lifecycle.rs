@@ -48,6 +48,9 @@ pub struct Evaluation<'a> {
     pub snapshots: Vec<Snapshot>,
     /// Whether state rules ran (not for a window closed only at the end of a replay).
     pub run_state: bool,
+    /// Start of the window closed, if any: no later evaluation has a window finding
+    /// opened before it.
+    pub window_start: Option<Micros>,
 }
 
 /// What the lifecycle keeps between evaluations (and in checkpoints: everything but the
@@ -75,6 +78,9 @@ pub struct Lifecycle {
     /// Window findings: (rule, identity, key) → (opened_at of the last alert, suppressed since).
     #[serde(with = "crate::pairs")]
     windows: HashMap<WindowKey, (Micros, u64)>,
+    /// Dedup entries after the last sweep of the passed ones.
+    #[serde(skip)]
+    windows_swept: usize,
 }
 
 /// The open alerts as `[identity, [[key, [finding, text]], …]]` lists.
@@ -197,7 +203,11 @@ impl Lifecycle {
             window_owners,
             snapshots,
             run_state,
+            window_start,
         } = evaluation;
+        if let Some(start) = window_start {
+            self.sweep_windows(start);
+        }
         // Candidates that fell due at an earlier window end, where this batch has no
         // evaluation, open there.
         let mut alerts = Vec::new();
@@ -260,6 +270,27 @@ impl Lifecycle {
         sort_state_alerts(&mut state);
         alerts.extend(state);
         alerts
+    }
+
+    /// Forgets window dedup entries whose period ended by `before` with no repeat
+    /// suppressed (contract §2.2): every later finding opens at or after `before`, so it
+    /// would open a fresh alert with `occurrences` 0 either way. Entries that suppressed
+    /// repeats stay until the next alert reports them. Swept when the entries doubled, so
+    /// the cost per evaluation stays constant.
+    fn sweep_windows(&mut self, before: Micros) {
+        if self.windows.len() < 2 * self.windows_swept.max(1024) {
+            return;
+        }
+        let period = self.dedup_period;
+        self.windows.retain(|_, (last, suppressed)| {
+            *suppressed > 0 || last.saturating_add(period) > before
+        });
+        self.windows_swept = self.windows.len();
+    }
+
+    /// Window dedup entries held (for tests and metrics).
+    pub fn window_entries(&self) -> usize {
+        self.windows.len()
     }
 
     /// Opens the queued candidates due by `now`, detected at `now`.

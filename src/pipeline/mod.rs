@@ -641,6 +641,7 @@ impl Pipeline {
                 window_owners: &eval.window_owners,
                 snapshots,
                 run_state: eval.run_state,
+                window_start: eval.window.map(|(start, _)| start),
             };
             alerts.extend(lifecycle.evaluate(engine.rules(), evaluation, &render));
         }
@@ -694,6 +695,11 @@ impl Pipeline {
         self.apply_pending_until(final_now, Micros::MIN);
         self.record_eval(final_now, None, true);
         self.run_batch().await
+    }
+
+    /// Window dedup entries held.
+    pub fn window_dedup_entries(&self) -> usize {
+        self.lifecycle.window_entries()
     }
 
     /// Open state alerts per rule id.
