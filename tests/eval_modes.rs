@@ -158,7 +158,7 @@ fn every_rule_fixture_and_the_scenario_agree_at_every_batch_size() {
                 cases += 1;
             }
         }
-        assert!(cases >= 36, "only {cases} fixture cases found");
+        assert!(cases >= 100, "only {cases} fixture cases found");
         let runs = pipelines
             .assert_same(
                 "the scenario",
