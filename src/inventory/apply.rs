@@ -152,17 +152,14 @@ impl Inventory {
                         existing.expires = *expires;
                         existing.scopes = scopes.clone();
                         existing.task = task.clone();
+                        let owner = existing.identity.clone();
                         if let Some(at) = *expires {
-                            let owner = existing.identity.clone();
                             self.schedule_expiry(at, &owner);
                             self.schedule_forget(at, Forget::Credential(credential.clone()));
                         }
+                        return;
                     }
-                    if self
-                        .credentials
-                        .get(credential)
-                        .is_some_and(|c| t <= c.issued_at)
-                    {
+                    if t <= existing.issued_at {
                         return;
                     }
                 }

@@ -16,7 +16,7 @@
 //! ([`repair`]): between two snapshots of an identity only deferred facts changed.
 //! Results are byte-identical to eager evaluation; `--eval eager` keeps the old path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -63,14 +63,6 @@ impl Readers {
                 .all(|&r| footprints[r].defers_from_null(fact));
         }
         readers
-    }
-
-    /// The facts a use may change without judging, and the rules each is read by.
-    pub fn describe(&self) -> Vec<(Fact, bool, &[usize])> {
-        Fact::ALL
-            .into_iter()
-            .map(|f| (f, self.deferrable[f as usize], &self.rules[f as usize][..]))
-            .collect()
     }
 }
 
@@ -225,8 +217,9 @@ pub async fn repair(
         }
     }
 
-    // Per conflicting identity and evaluation: the base snapshot and the facts grown since.
-    let mut wanted: Vec<(u32, u32, Patches)> = Vec::new();
+    // Per (evaluation, base snapshot) of a conflicting identity: the facts grown since the
+    // base, as of that evaluation (a later touch before it overwrites with more).
+    let mut wanted: BTreeMap<(u32, u32), Patches> = BTreeMap::new();
     let mut current: HashMap<&str, (u32, Patches)> = HashMap::new();
     let mut mark = HashSet::new();
     for touch in &touches {
@@ -252,24 +245,14 @@ pub async fn repair(
         if real[identity].contains(&touch.eval) {
             continue;
         }
-        match wanted.last_mut() {
-            Some((eval, b, p)) if *eval == touch.eval && *b == touch.base => *p = patches.clone(),
-            _ => wanted.push((touch.eval, touch.base, patches.clone())),
-        }
+        wanted.insert((touch.eval, touch.base), patches.clone());
     }
     out.mark = mark.into_iter().collect();
     out.mark.sort();
-    // The same (evaluation, base) may appear more than once when touches of several
-    // identities interleave; the last one has every patch.
-    let mut last: HashMap<(u32, u32), usize> = HashMap::new();
-    for (i, (eval, base, _)) in wanted.iter().enumerate() {
-        last.insert((*eval, *base), i);
-    }
+    // In evaluation order.
     let wanted: Vec<(u32, u32, Patches)> = wanted
         .into_iter()
-        .enumerate()
-        .filter(|(i, (eval, base, _))| last[&(*eval, *base)] == *i)
-        .map(|(_, w)| w)
+        .map(|((eval, base), patches)| (eval, base, patches))
         .collect();
     if wanted.is_empty() {
         return Ok(out);
@@ -299,7 +282,6 @@ pub async fn repair(
         out.snapshots
             .push((*eval as usize, identity.clone(), owner.clone(), candidates));
     }
-    out.snapshots.sort_by_key(|(eval, ..)| *eval);
     out.results = Some(results);
     Ok(out)
 }

@@ -65,16 +65,6 @@ pub enum EvalMode {
     Eager,
 }
 
-impl EvalMode {
-    /// The config value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EvalMode::Incremental => "incremental",
-            EvalMode::Eager => "eager",
-        }
-    }
-}
-
 impl<'de> serde::Deserialize<'de> for EvalMode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match String::deserialize(d)?.as_str() {
