@@ -4,14 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use nhi_drift::alert::format::AlertFormat;
+mod support;
+
 use nhi_drift::config::Config;
 use nhi_drift::engine::rule::load_rules;
-use nhi_drift::event::Decoder;
 use nhi_drift::event::time::parse_rfc3339;
-use nhi_drift::generate::{GenerateOptions, generate};
 use nhi_drift::pipeline::{EvalMode, Options, Pipeline, Stats};
-use nhi_drift::replay::{Sinks, replay};
+use support::{generated, replay_in, test_config};
 
 /// One replay's alert lines and counters.
 struct Run {
@@ -27,9 +26,7 @@ struct Pipelines {
 
 impl Pipelines {
     async fn new(batch_sizes: &[usize]) -> Pipelines {
-        let mut config = Config::load_with_env(None, Vec::new()).expect("config");
-        // Fixtures and generated streams may lie in the future of the wall clock.
-        config.input.max_future = nhi_drift::config::OffOrDuration(None);
+        let config = test_config();
         let rules = load_rules(None).expect("rules");
         let mut runs = Vec::new();
         for &batch in batch_sizes {
@@ -55,28 +52,12 @@ impl Pipelines {
         as_of: Option<&str>,
     ) -> Vec<Run> {
         let as_of = as_of.map(|t| parse_rfc3339(t).expect("as_of"));
-        let decoder = Decoder::from_config(&self.config);
         let mut eager: Option<Run> = None;
         let mut incremental = Vec::new();
         for (mode, batch, pipeline) in &mut self.runs {
             pipeline.reset();
-            let mut out = Vec::new();
-            let mut sinks = Sinks {
-                format: AlertFormat::Json,
-                alerts: &mut out,
-                dead_letters: Some(&mut std::io::sink()),
-            };
-            let summary = replay(pipeline, files, as_of, &decoder, &mut sinks, |_, _| {})
-                .await
-                .expect("replay");
-            let run = Run {
-                alerts: String::from_utf8(out)
-                    .expect("utf-8")
-                    .lines()
-                    .map(str::to_owned)
-                    .collect(),
-                stats: summary.stats,
-            };
+            let (alerts, stats) = replay_in(pipeline, &self.config, files, as_of).await;
+            let run = Run { alerts, stats };
             match mode {
                 EvalMode::Eager => eager = Some(run),
                 EvalMode::Incremental => {
@@ -107,20 +88,6 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("nhi-drift-eval-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
-}
-
-fn generated(dir: &Path, identities: u32, days: u32, seed: u64) -> PathBuf {
-    let path = dir.join(format!("gen-{identities}-{days}-{seed}.jsonl"));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
-    let options = GenerateOptions {
-        identities,
-        days,
-        seed,
-        start: 1_767_225_600,
-    };
-    generate(&options, &mut out).expect("generate");
-    std::io::Write::flush(&mut out).expect("flush");
-    path
 }
 
 #[test]

@@ -1,41 +1,36 @@
 //! Forgetting (contract §2.2): ended credentials, completed tasks and offboarded
 //! identities holding nothing are forgotten `inventory.forget_after` after they ended.
 
-use std::process::Command;
+mod support;
 
+use nhi_drift::pipeline::{Options, Pipeline};
 use serde_json::Value;
+use support::{generated, replay_args, replay_in, test_config, write_lines};
 
-fn replay(path: &std::path::Path, env: &[(&str, &str)]) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
-        .envs(env.iter().copied())
-        .arg("replay")
-        .arg(path)
-        .output()
-        .expect("run nhi-drift");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
+/// A pipeline with the test config and the bundled rules, `forget_after` as given.
+async fn pipeline(forget_after: Option<i64>) -> (Pipeline, nhi_drift::config::Config) {
+    let config = test_config();
+    let rules = nhi_drift::engine::rule::load_rules(None).expect("rules");
+    let mut options = Options::from_config(&config);
+    options.forget_after = forget_after;
+    let pipeline = Pipeline::new(options, rules, &config.rule_params)
+        .await
+        .expect("pipeline");
+    (pipeline, config)
 }
 
-fn write(name: &str, lines: &[&str]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("nhi-drift-forget-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp");
-    let path = dir.join(name);
-    std::fs::write(&path, lines.join("\n")).expect("write");
-    path
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
 }
 
 #[test]
 fn a_revoked_credential_fires_on_use_until_it_is_forgotten() {
     // k1 is revoked on 1 Jan. A use 29 days later is a use after revocation; a use 31 days
     // later finds the credential forgotten: an unknown credential again, used once.
-    let path = write(
+    let path = write_lines(
+        "forget",
         "revoked.jsonl",
         &[
             r#"{"id":"e1","type":"identity.registered","time":"2026-01-01T00:00:00Z","identity":"svc-a","kind":"service_account"}"#,
@@ -54,13 +49,14 @@ fn a_revoked_credential_fires_on_use_until_it_is_forgotten() {
             .map(|a| a["opened_at"].as_str().expect("opened_at").to_owned())
             .collect()
     };
-    let forgetting = replay(&path, &[]);
+    let path = path.to_str().expect("path");
+    let (forgetting, _) = replay_args(&[path], &[]);
     assert_eq!(
         uses_after(&forgetting),
         ["2026-01-30T00:30:00Z"],
         "{forgetting:#?}"
     );
-    let remembering = replay(&path, &[("NHI_DRIFT_INVENTORY__FORGET_AFTER", "off")]);
+    let (remembering, _) = replay_args(&[path], &[("NHI_DRIFT_INVENTORY__FORGET_AFTER", "off")]);
     assert_eq!(
         uses_after(&remembering),
         ["2026-01-30T00:30:00Z", "2026-02-01T00:30:00Z"],
@@ -70,59 +66,21 @@ fn a_revoked_credential_fires_on_use_until_it_is_forgotten() {
 
 #[test]
 fn state_of_a_long_stream_is_bounded_by_what_is_live() {
-    use nhi_drift::generate::{GenerateOptions, generate};
-    use nhi_drift::pipeline::{Options, Pipeline};
     let dir = std::env::temp_dir().join(format!("nhi-drift-forget-gen-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
-    let path = dir.join("gen.jsonl");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
-    let options = GenerateOptions {
-        identities: 60,
-        days: 120,
-        seed: 3,
-        start: 1_767_225_600,
-    };
-    generate(&options, &mut out).expect("generate");
-    std::io::Write::flush(&mut out).expect("flush");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let path = generated(&dir, 60, 120, 3);
+    let runtime = runtime();
     let counts = |forget_after: Option<i64>| {
         runtime.block_on(async {
-            let mut config =
-                nhi_drift::config::Config::load_with_env(None, Vec::new()).expect("config");
-            config.input.max_future = nhi_drift::config::OffOrDuration(None);
-            let rules = nhi_drift::engine::rule::load_rules(None).expect("rules");
-            let mut options = Options::from_config(&config);
-            options.forget_after = forget_after;
-            let mut pipeline = Pipeline::new(options, rules, &config.rule_params)
-                .await
-                .expect("pipeline");
-            let mut sinks = nhi_drift::replay::Sinks {
-                format: nhi_drift::alert::format::AlertFormat::Json,
-                alerts: &mut std::io::sink(),
-                dead_letters: None,
-            };
-            let decoder = nhi_drift::event::Decoder::from_config(&config);
-            nhi_drift::replay::replay(
-                &mut pipeline,
-                std::slice::from_ref(&path),
-                None,
-                &decoder,
-                &mut sinks,
-                |_, _| {},
-            )
-            .await
-            .expect("replay");
-            let live = pipeline
-                .inventory()
+            let (mut pipeline, config) = pipeline(forget_after).await;
+            replay_in(&mut pipeline, &config, std::slice::from_ref(&path), None).await;
+            let last = pipeline.max_event_time().expect("events");
+            let inventory = pipeline.inventory();
+            let live = inventory
                 .credentials()
-                .filter(|c| {
-                    c.end()
-                        .is_none_or(|e| e > pipeline.max_event_time().unwrap())
-                })
+                .filter(|c| c.end().is_none_or(|e| e > last))
                 .count();
-            (pipeline.inventory().credential_count(), live)
+            (inventory.credential_count(), live)
         })
     };
     let (kept, live) = counts(None);
@@ -138,7 +96,6 @@ fn state_of_a_long_stream_is_bounded_by_what_is_live() {
 
 #[test]
 fn window_dedup_entries_are_forgotten_once_their_period_passed() {
-    use nhi_drift::pipeline::{Options, Pipeline};
     // 3000 credentials, each used from two environments once, two minutes apart: one
     // NHI-ENV-001 alert each, over four days. Entries older than the 24 h dedup period
     // with nothing suppressed can go; the alerts are all there.
@@ -152,42 +109,15 @@ fn window_dedup_entries_are_forgotten_once_their_period_passed() {
             ));
         }
     }
-    let path = write(
+    let path = write_lines(
+        "forget",
         "many-windows.jsonl",
         &lines.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut config =
-            nhi_drift::config::Config::load_with_env(None, Vec::new()).expect("config");
-        config.input.max_future = nhi_drift::config::OffOrDuration(None);
-        let rules = nhi_drift::engine::rule::load_rules(None).expect("rules");
-        let mut pipeline = Pipeline::new(Options::from_config(&config), rules, &config.rule_params)
-            .await
-            .expect("pipeline");
-        let mut out = Vec::new();
-        let mut sinks = nhi_drift::replay::Sinks {
-            format: nhi_drift::alert::format::AlertFormat::Json,
-            alerts: &mut out,
-            dead_letters: None,
-        };
-        let decoder = nhi_drift::event::Decoder::from_config(&config);
-        nhi_drift::replay::replay(
-            &mut pipeline,
-            &[path],
-            None,
-            &decoder,
-            &mut sinks,
-            |_, _| {},
-        )
-        .await
-        .expect("replay");
-        let env_alerts = String::from_utf8_lossy(&out)
-            .lines()
-            .filter(|l| l.contains("NHI-ENV-001"))
-            .count();
+    runtime().block_on(async {
+        let (mut pipeline, config) = pipeline(test_config().inventory.forget_after.0).await;
+        let (alerts, _) = replay_in(&mut pipeline, &config, &[path], None).await;
+        let env_alerts = alerts.iter().filter(|l| l.contains("NHI-ENV-001")).count();
         assert_eq!(env_alerts, 3000);
         // Swept whenever they double (from 1024 on): at most twice the ~720 of the last
         // day, not one per alert ever sent (3001).

@@ -3,27 +3,16 @@
 
 use std::process::Command;
 
-use serde_json::Value;
+mod support;
 
-fn replay(args: &[&str]) -> (Vec<Value>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
-        .arg("replay")
-        .args(args)
-        .output()
-        .expect("run nhi-drift");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    let alerts = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
-    (alerts, stderr)
-}
+use serde_json::Value;
+use support::{replay_args, write_lines};
 
 #[test]
 fn a_redelivered_stream_changes_nothing() {
-    let (once, _) = replay(&["examples/scenario.jsonl"]);
-    let (twice, summary) = replay(&["examples/scenario.jsonl", "examples/scenario.jsonl"]);
+    let (once, _) = replay_args(&["examples/scenario.jsonl"], &[]);
+    let (twice, summary) =
+        replay_args(&["examples/scenario.jsonl", "examples/scenario.jsonl"], &[]);
     assert_eq!(once, twice);
     // Contract v2: an id is remembered only while its window is open. Of the 356 events
     // read again, the one still in an open window is a duplicate; the rest arrive after
@@ -51,19 +40,12 @@ fn in_pipeline<F: std::future::Future<Output = ()>>(
     });
 }
 
-fn write(name: &str, lines: &[&str]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("nhi-drift-time-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp");
-    let path = dir.join(name);
-    std::fs::write(&path, lines.join("\n")).expect("write");
-    path
-}
-
 #[test]
 fn late_events_update_state_but_join_no_window() {
     // The identity was never approved, so each use is NHI-GOV-001 material. The use at
     // 10:01 arrives after the watermark (10:10 - 5 min) closed its window: it is late.
-    let path = write(
+    let path = write_lines(
+        "time",
         "late.jsonl",
         &[
             r#"{"id":"a1","type":"identity.registered","time":"2026-01-01T09:00:00Z","identity":"svc-a","kind":"service_account"}"#,
@@ -73,21 +55,22 @@ fn late_events_update_state_but_join_no_window() {
             r#"{"id":"b2","type":"credential.used","time":"2026-01-01T10:01:00Z","identity":"svc-b","credential":"k2"}"#,
         ],
     );
-    let (alerts, summary) = replay(&[path.to_str().expect("path")]);
+    let (alerts, summary) = replay_args(&[path.to_str().expect("path")], &[]);
     assert!(summary.contains("late 1"), "{summary}");
     assert!(
         !alerts.iter().any(|a| a["rule_id"] == "NHI-GOV-001"),
         "a late use joins no window: {alerts:?}"
     );
     // The same use on time does fire.
-    let path = write(
+    let path = write_lines(
+        "time",
         "on-time.jsonl",
         &[
             r#"{"id":"b1","type":"credential.issued","time":"2026-01-01T10:00:00Z","identity":"svc-b","credential":"k2","kind":"api_key"}"#,
             r#"{"id":"b2","type":"credential.used","time":"2026-01-01T10:01:00Z","identity":"svc-b","credential":"k2"}"#,
         ],
     );
-    let (alerts, _) = replay(&[path.to_str().expect("path")]);
+    let (alerts, _) = replay_args(&[path.to_str().expect("path")], &[]);
     assert!(
         alerts.iter().any(|a| a["rule_id"] == "NHI-GOV-001"),
         "{alerts:?}"
@@ -116,23 +99,11 @@ fn batch_size_does_not_change_results() {
         .status()
         .expect("generate");
     assert!(status.success());
-    let (default, _) = replay(&[stream.to_str().expect("path")]);
-    let small: Vec<Value> = {
-        let out = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
-            .env("NHI_DRIFT_INPUT__BATCH_ROWS", "50")
-            .args(["replay", stream.to_str().expect("path")])
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("json"))
-            .collect()
-    };
+    let (default, _) = replay_args(&[stream.to_str().expect("path")], &[]);
+    let (small, _) = replay_args(
+        &[stream.to_str().expect("path")],
+        &[("NHI_DRIFT_INPUT__BATCH_ROWS", "50")],
+    );
     assert!(
         default.len() >= 20,
         "the stream should produce alerts, got {}",
@@ -188,14 +159,17 @@ fn a_far_future_event_is_dead_lettered_and_does_not_stop_detection() {
     let mut lines: Vec<&str> = scenario.lines().collect();
     let future = r#"{"id":"far-future","type":"credential.used","time":"9999-12-31T23:59:59Z","identity":"svc-billing-exporter","credential":"key-be-91d0"}"#;
     lines.insert(lines.len() / 2, future);
-    let path = write("future.jsonl", &lines);
+    let path = write_lines("time", "future.jsonl", &lines);
     let dead = path.with_extension("dead.jsonl");
-    let (alerts, summary) = replay(&[
-        path.to_str().expect("path"),
-        "--dead-letter",
-        dead.to_str().expect("path"),
-    ]);
-    let (plain, _) = replay(&["examples/scenario.jsonl"]);
+    let (alerts, summary) = replay_args(
+        &[
+            path.to_str().expect("path"),
+            "--dead-letter",
+            dead.to_str().expect("path"),
+        ],
+        &[],
+    );
+    let (plain, _) = replay_args(&["examples/scenario.jsonl"], &[]);
     assert_eq!(alerts, plain, "the far-future event changes nothing");
     assert!(summary.contains("future_time"), "{summary}");
     let letters: Vec<Value> = std::fs::read_to_string(&dead)
@@ -269,9 +243,9 @@ fn equal_times_are_ordered_by_class_and_id_not_by_arrival() {
         reversed_runs >= 10,
         "the scenario has equal times: {reversed_runs}"
     );
-    let path = write("equal-times.jsonl", &shuffled);
-    let (original, _) = replay(&["examples/scenario.jsonl"]);
-    let (reordered, _) = replay(&[path.to_str().expect("path")]);
+    let path = write_lines("time", "equal-times.jsonl", &shuffled);
+    let (original, _) = replay_args(&["examples/scenario.jsonl"], &[]);
+    let (reordered, _) = replay_args(&[path.to_str().expect("path")], &[]);
     assert_eq!(original, reordered);
 }
 
