@@ -4,6 +4,12 @@
 //! build; defaults 2000 × 30, about one million events). Prints events/s of both passes and
 //! their ratio, measured in one run on one input, where the replay's time went, and what a
 //! checkpoint of the final state costs.
+//!
+//! `cargo bench --bench replay -- memory [CREDENTIALS]` (default 1,000,000) measures memory
+//! per tracked credential: two child processes replay a stream holding CREDENTIALS active
+//! credentials and one holding a tenth of them; the difference of their peak RSS over the
+//! difference in credentials is the cost of one credential, everything included (its
+//! identity's share, inventory, timers, pending findings, allocator overhead).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -16,12 +22,23 @@ use nhi_drift::event::Decoder;
 use nhi_drift::generate::{GenerateOptions, generate};
 use nhi_drift::pipeline::{Options, Pipeline};
 use nhi_drift::replay::{Sinks, replay};
+use nhi_drift::service::checkpoint;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    if let Ok(path) = std::env::var(MEMORY_CHILD) {
+        return memory_child(&PathBuf::from(path));
+    }
+    if args.first().map(String::as_str) == Some("memory") {
+        let credentials = args
+            .get(1)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1_000_000);
+        return memory(credentials);
+    }
     let identities = args.first().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let days = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(30);
     let path = std::env::temp_dir().join(format!("nhi-drift-bench-{identities}-{days}.jsonl"));
@@ -66,13 +83,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // What a checkpoint of the final state costs: taking the state (the pipeline
         // pauses for this) and writing it as the service does.
         let taken = Instant::now();
-        let state = pipeline.state()?;
+        let encoded = checkpoint::encode(&Default::default(), &pipeline.state()?)?;
         let pause = taken.elapsed();
+        let dir = std::env::temp_dir().join("nhi-drift-bench-checkpoint");
         let written = Instant::now();
-        let bytes = serde_json::to_vec(&state)?.len();
+        let bytes = checkpoint::save(&dir, &encoded)?;
         let write = written.elapsed();
         println!(
-            "checkpoint : {:.1} MiB, state taken in {:.0} ms (pipeline paused), written in {:.0} ms; {} identities, {} credentials tracked",
+            "checkpoint : {:.1} MiB, encoded in {:.0} ms (pipeline paused), written and synced in {:.0} ms (beside the pipeline); {} identities, {} credentials tracked",
             bytes as f64 / 1048576.0,
             pause.as_secs_f64() * 1e3,
             write.as_secs_f64() * 1e3,
@@ -140,4 +158,142 @@ fn parse_only(path: &PathBuf, max: usize) -> std::io::Result<(u64, f64)> {
     }
     assert!(ok > 0);
     Ok((total, started.elapsed().as_secs_f64()))
+}
+
+/// Set in a memory child: the stream it replays.
+const MEMORY_CHILD: &str = "NHI_DRIFT_BENCH_MEMORY_CHILD";
+
+/// Credentials per identity in the memory streams.
+const PER_IDENTITY: u64 = 4;
+
+/// Peak RSS per credential from two child replays, `credentials` and a tenth of them.
+fn memory(credentials: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let mut runs = Vec::new();
+    for n in [credentials / 10, credentials] {
+        let path = std::env::temp_dir().join(format!("nhi-drift-bench-memory-{n}.jsonl"));
+        if !path.exists() {
+            write_memory_stream(&path, n)?;
+        }
+        let output = std::process::Command::new(std::env::current_exe()?)
+            .env(MEMORY_CHILD, &path)
+            .output()?;
+        if !output.status.success() {
+            return Err(format!(
+                "memory child failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
+        }
+        let line = String::from_utf8(output.stdout)?;
+        let mut fields = line.split_whitespace().map(|f| f.parse::<u64>());
+        let (Some(Ok(peak_kib)), Some(Ok(tracked)), Some(Ok(secs_ms))) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format!("unexpected child output: {line:?}").into());
+        };
+        println!(
+            "memory run : {n:>9} credentials issued, {tracked:>9} tracked, peak RSS {:>8.1} MiB, replay {:.1} s",
+            peak_kib as f64 / 1024.0,
+            secs_ms as f64 / 1e3
+        );
+        runs.push((peak_kib * 1024, tracked));
+    }
+    let (small, large) = (runs[0], runs[1]);
+    let per = (large.0 as f64 - small.0 as f64) / (large.1 as f64 - small.1 as f64);
+    println!("per credential: {per:.0} bytes of peak RSS (target: at most 256)");
+    Ok(())
+}
+
+/// One identity per [`PER_IDENTITY`] credentials, registered, owned and approved, each
+/// credential issued and used once within a day: everything stays active.
+fn write_memory_stream(path: &PathBuf, credentials: u64) -> std::io::Result<()> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    let identities = credentials.div_ceil(PER_IDENTITY);
+    let day: u64 = 86_400;
+    let start: u64 = 1_767_225_600;
+    let time =
+        |offset: u64| nhi_drift::event::time::format_rfc3339((start + offset) as i64 * 1_000_000);
+    // Spread the identities over the first half of the day, their uses over the second.
+    let step = |i: u64| i * (day / 2) / identities.max(1);
+    for i in 0..identities {
+        let t = step(i);
+        let id = format!("sa-mem-{i:07}");
+        writeln!(
+            out,
+            r#"{{"id":"m-{i}-r","type":"identity.registered","time":"{}","source":"bench","identity":"{id}","kind":"service_account","tier":"tool_executing","name":"{id}"}}"#,
+            time(t)
+        )?;
+        writeln!(
+            out,
+            r#"{{"id":"m-{i}-o","type":"identity.owner_assigned","time":"{}","source":"bench","identity":"{id}","business_owner":"owner-{}@corp.example","technical_custodian":"custodian-{}@corp.example"}}"#,
+            time(t),
+            i % 97,
+            i % 89
+        )?;
+        writeln!(
+            out,
+            r#"{{"id":"m-{i}-a","type":"identity.approved","time":"{}","source":"bench","identity":"{id}","approver":"approver@corp.example","scopes":["db:read","logs:write"]}}"#,
+            time(t)
+        )?;
+        for c in 0..PER_IDENTITY {
+            writeln!(
+                out,
+                r#"{{"id":"m-{i}-i{c}","type":"credential.issued","time":"{}","source":"bench","identity":"{id}","credential":"key-{i:07}-{c}","kind":"api_key","scopes":["db:read"]}}"#,
+                time(t)
+            )?;
+        }
+    }
+    for i in 0..identities {
+        let t = day / 2 + step(i);
+        let id = format!("sa-mem-{i:07}");
+        for c in 0..PER_IDENTITY {
+            writeln!(
+                out,
+                r#"{{"id":"m-{i}-u{c}","type":"credential.used","time":"{}","source":"bench","identity":"{id}","credential":"key-{i:07}-{c}","workload":"bench/{id}","environment":"prod"}}"#,
+                time(t)
+            )?;
+        }
+    }
+    out.flush()
+}
+
+/// A memory child: replays `path` and prints its peak RSS (KiB), the credentials tracked
+/// and the replay time (ms).
+fn memory_child(path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::load_with_env(None, Vec::new())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (tracked, elapsed) = runtime.block_on(async {
+        let rules = load_rules(None)?;
+        let mut pipeline =
+            Pipeline::new(Options::from_config(&config), rules, &config.rule_params).await?;
+        let (mut alerts, mut dead) = (std::io::sink(), std::io::sink());
+        let mut sinks = Sinks {
+            format: AlertFormat::Json,
+            alerts: &mut alerts,
+            dead_letters: Some(&mut dead),
+        };
+        let summary = replay(
+            &mut pipeline,
+            std::slice::from_ref(path),
+            None,
+            &Decoder::from_config(&config),
+            &mut sinks,
+            |_, _| {},
+        )
+        .await?;
+        Ok::<_, Box<dyn std::error::Error>>((
+            pipeline.inventory().credential_count(),
+            summary.elapsed,
+        ))
+    })?;
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let peak_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .ok_or("no VmHWM in /proc/self/status")?;
+    println!("{peak_kib} {tracked} {}", elapsed.as_millis());
+    Ok(())
 }

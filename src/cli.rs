@@ -458,13 +458,13 @@ mod tests {
     fn an_error_chain_names_each_cause_once() {
         let io = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "EOF at line 1");
         let layered = crate::service::checkpoint::CheckpointError::Io {
-            path: "state/checkpoint.json".into(),
+            path: "state/checkpoint.bin".into(),
             source: io,
         };
         let error = anyhow::Error::new(layered).context("restoring the service");
         assert_eq!(
             render_error(&error),
-            "restoring the service: state/checkpoint.json: EOF at line 1"
+            "restoring the service: state/checkpoint.bin: EOF at line 1"
         );
     }
 }

@@ -26,6 +26,7 @@
 //! - [`metrics`]: the Prometheus metrics, names and help in one place.
 //! - [`config`]: configuration loading.
 //! - [`throttle`]: rate-limited logging of repeating conditions.
+//! - `hashing`: the hash maps of the engine's keys (foldhash).
 //! - `pairs`: serde helper writing maps with non-string keys as `[key, value]` lists.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
@@ -37,6 +38,7 @@ pub mod engine;
 pub mod event;
 pub mod fixtures;
 pub mod generate;
+mod hashing;
 pub mod inventory;
 pub mod metrics;
 mod pairs;

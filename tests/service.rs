@@ -399,34 +399,74 @@ fn an_unreachable_broker_is_named_and_logged_a_bounded_number_of_times() {
     );
 }
 
-#[test]
-fn a_truncated_checkpoint_is_refused_with_each_cause_said_once() {
-    let scratch = Scratch::new("truncated");
-    let state = scratch.0.join("state");
-    std::fs::create_dir_all(&state).expect("state dir");
-    std::fs::write(
-        state.join("checkpoint.json"),
-        r#"{"offsets": [[["nhi.identity", 0"#,
-    )
-    .expect("write");
+/// The service's one-line error when started on the checkpoint directory `state`.
+fn refusal(state: &Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_nhi-drift"))
         .arg("run")
         .env("NHI_DRIFT_KAFKA__BROKERS", "127.0.0.1:1")
-        .env("NHI_DRIFT_CHECKPOINT__DIR", &state)
+        .env("NHI_DRIFT_CHECKPOINT__DIR", state)
         .env("NHI_DRIFT_HTTP__LISTEN", "127.0.0.1:0")
         .output()
         .expect("run");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let error = stderr
+    stderr
         .lines()
         .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("an error line: {stderr}"));
-    assert!(error.contains("checkpoint.json"), "names the file: {error}");
+        .unwrap_or_else(|| panic!("an error line: {stderr}"))
+        .to_owned()
+}
+
+#[test]
+fn a_truncated_checkpoint_is_refused_with_each_cause_said_once() {
+    let scratch = Scratch::new("truncated");
+    let state = scratch.0.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    // A real checkpoint header and the start of its body, as a crash mid-copy leaves it.
+    let mut truncated = b"NHIDCKPT".to_vec();
+    truncated.extend_from_slice(&nhi_drift::pipeline::state::STATE_VERSION.to_le_bytes());
+    truncated.extend_from_slice(&[2, 12, b'n', b'h', b'i']);
+    std::fs::write(state.join("checkpoint.bin"), truncated).expect("write");
+    let error = refusal(&state);
+    assert!(error.contains("checkpoint.bin"), "names the file: {error}");
     assert_eq!(
         error.matches("not a readable checkpoint").count(),
         1,
         "each cause once: {error}"
     );
-    assert_eq!(error.matches("EOF").count(), 1, "each cause once: {error}");
+    assert_eq!(
+        error.matches("the file is truncated").count(),
+        1,
+        "says why once: {error}"
+    );
+}
+
+#[test]
+fn an_older_checkpoint_format_is_refused_with_what_to_do() {
+    let scratch = Scratch::new("old-format");
+    let state = scratch.0.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(
+        state.join("checkpoint.json"),
+        r#"{"offsets": [], "pipeline": {}}"#,
+    )
+    .expect("write");
+    let error = refusal(&state);
+    assert!(error.contains("checkpoint.json"), "names the file: {error}");
+    assert!(error.contains("older version"), "says why: {error}");
+    assert!(
+        error.contains("move the checkpoint directory away"),
+        "says what to do: {error}"
+    );
+
+    // A binary checkpoint of another format version, likewise.
+    let mut other = b"NHIDCKPT".to_vec();
+    other.extend_from_slice(&(nhi_drift::pipeline::state::STATE_VERSION + 1).to_le_bytes());
+    std::fs::remove_file(state.join("checkpoint.json")).expect("remove");
+    std::fs::write(state.join("checkpoint.bin"), other).expect("write");
+    let error = refusal(&state);
+    assert!(
+        error.contains("checkpoint format") && error.contains("another version"),
+        "says why: {error}"
+    );
 }

@@ -19,6 +19,7 @@ use super::{Alert, Owner, Status, alert_id};
 use crate::engine::rule::Rule;
 use crate::engine::{Finding, Rendered};
 use crate::event::Micros;
+use crate::hashing::FastMap;
 
 /// Key fields of a finding besides identity, e.g. `[("credential", "k1")]`.
 type KeyFields = Vec<(String, String)>;
@@ -34,7 +35,12 @@ type WindowKey = (usize, String, KeyFields);
 pub struct Snapshot {
     pub identity: String,
     pub owner: Owner,
+    /// Candidates due by the batch's last evaluation.
     pub candidates: Vec<Finding>,
+    /// The earliest due time of the candidates due after it, which were not made into
+    /// findings: they can neither open nor keep an alert open in this batch, and only
+    /// set when the identity is judged again.
+    pub later: Option<Micros>,
 }
 
 /// One evaluation's findings: the closed window's (if any) and the state candidates of
@@ -62,11 +68,17 @@ pub struct Lifecycle {
     /// The window size: due candidates open at the end of the window they fall due in.
     #[serde(skip)]
     window: Micros,
-    candidates: HashMap<String, Vec<Finding>>,
-    owners: HashMap<String, Owner>,
+    /// Candidates of the identities snapshotted in the current batch (their latest
+    /// snapshot's), and those identities' owners. Nothing reads them once the batch has
+    /// ended: a candidate due later has set its identity's wake-up, and the identity is
+    /// snapshotted afresh then. So they are not kept between batches.
+    #[serde(skip)]
+    candidates: FastMap<String, (Vec<Finding>, Option<Micros>)>,
+    #[serde(skip)]
+    owners: FastMap<String, Owner>,
     /// Open state alerts per identity, with the text they were opened with.
     #[serde(with = "open_pairs")]
-    open: HashMap<String, BTreeMap<LocalKey, (Finding, Rendered)>>,
+    open: FastMap<String, BTreeMap<LocalKey, (Finding, Rendered)>>,
     #[serde(skip)]
     due: BTreeSet<DueEntry>,
     /// The last *now* of the current batch: only candidates due by then are queued.
@@ -77,7 +89,7 @@ pub struct Lifecycle {
     touched: BTreeSet<String>,
     /// Window findings: (rule, identity, key) → (opened_at of the last alert, suppressed since).
     #[serde(with = "crate::pairs")]
-    windows: HashMap<WindowKey, (Micros, u64)>,
+    windows: FastMap<WindowKey, (Micros, u64)>,
     /// Dedup entries after the last sweep of the passed ones.
     #[serde(skip)]
     windows_swept: usize,
@@ -85,14 +97,14 @@ pub struct Lifecycle {
 
 /// The open alerts as `[identity, [[key, [finding, text]], …]]` lists.
 mod open_pairs {
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::BTreeMap;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
     use super::LocalKey;
     use crate::engine::{Finding, Rendered};
 
-    type Open = HashMap<String, BTreeMap<LocalKey, (Finding, Rendered)>>;
+    type Open = crate::hashing::FastMap<String, BTreeMap<LocalKey, (Finding, Rendered)>>;
 
     pub fn serialize<S: Serializer>(open: &Open, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(
@@ -139,10 +151,8 @@ impl Lifecycle {
     /// `None` for a rule that is gone (its candidates, open alerts and dedup state go too).
     pub fn remap_rules(&mut self, map: &[Option<usize>]) {
         let new = |rule: usize| map.get(rule).copied().flatten();
-        for list in self.candidates.values_mut() {
-            list.retain_mut(|f| new(f.rule).map(|r| f.rule = r).is_some());
-        }
-        self.candidates.retain(|_, list| !list.is_empty());
+        // Candidates live within a batch; remapping happens between batches.
+        self.candidates.clear();
         for alerts in self.open.values_mut() {
             *alerts = std::mem::take(alerts)
                 .into_iter()
@@ -158,15 +168,6 @@ impl Lifecycle {
             .into_iter()
             .filter_map(|((rule, identity, key), v)| Some(((new(rule)?, identity, key), v)))
             .collect();
-    }
-
-    /// Forgets a forgotten identity's candidates and owners; open alerts are never
-    /// forgotten (contract §2.2), so an identity with one keeps everything.
-    pub fn forget(&mut self, identity: &str) {
-        if !self.open.contains_key(identity) {
-            self.candidates.remove(identity);
-            self.owners.remove(identity);
-        }
     }
 
     /// Whether `identity` has an open state alert of one of `rules`.
@@ -308,7 +309,7 @@ impl Lifecycle {
             let Some((at, identity, rule, key)) = self.due.pop_first() else {
                 break;
             };
-            let current = self.candidates.get(&identity).and_then(|list| {
+            let current = self.candidates.get(&identity).and_then(|(list, _)| {
                 list.iter()
                     .find(|f| f.rule == rule && f.key == key && f.due_at() == at)
             });
@@ -339,17 +340,20 @@ impl Lifecycle {
         let mut wake = Vec::new();
         for identity in std::mem::take(&mut self.touched) {
             let open = self.open.get(&identity);
-            let next = self.candidates.get(&identity).and_then(|list| {
+            let next = self.candidates.get(&identity).and_then(|(list, later)| {
                 list.iter()
                     .filter(|f| f.due_at() > self.horizon)
                     .filter(|f| !open.is_some_and(|o| o.contains_key(&(f.rule, f.key.clone()))))
                     .map(Finding::due_at)
+                    .chain(*later)
                     .min()
             });
             if let Some(at) = next {
                 wake.push((identity, at));
             }
         }
+        self.candidates.clear();
+        self.owners.clear();
         wake
     }
 
@@ -365,13 +369,14 @@ impl Lifecycle {
             identity,
             owner,
             candidates,
+            later,
         } = snapshot;
         self.owners.insert(identity.clone(), owner.clone());
         if !self.touched.contains(&identity) {
             self.touched.insert(identity.clone());
         }
         let open = self.open.entry(identity.clone()).or_default();
-        if let Some(old) = self.candidates.remove(&identity) {
+        if let Some((old, _)) = self.candidates.remove(&identity) {
             for f in old {
                 // Only candidates due within the batch were queued.
                 if f.due_at() <= self.horizon && !open.contains_key(&(f.rule, f.key.clone())) {
@@ -427,10 +432,10 @@ impl Lifecycle {
         if open.is_empty() {
             self.open.remove(&identity);
         }
-        if candidates.is_empty() {
+        if candidates.is_empty() && later.is_none() {
             self.candidates.remove(&identity);
         } else {
-            self.candidates.insert(identity, candidates);
+            self.candidates.insert(identity, (candidates, later));
         }
     }
 }

@@ -71,6 +71,15 @@ impl Finding {
     }
 }
 
+/// What one rule found in one [`Engine::run`].
+#[derive(Debug, Default)]
+pub struct Found {
+    pub findings: Vec<Finding>,
+    /// State rules: (snapshot id, due time) of each candidate due after the run's
+    /// horizon, which only sets when its identity is judged again.
+    pub later: Vec<(u64, Micros)>,
+}
+
 /// A row of one run's [`Results`]. The run number keeps a finding from an earlier run
 /// from being rendered with another run's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -84,7 +93,26 @@ pub struct RowRef {
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Rendered {
     pub summary: String,
+    /// Kept as JSON text in checkpoints, whose binary form holds no free-form values.
+    #[serde(with = "evidence_text")]
     pub evidence: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An evidence object written as its JSON text.
+mod evidence_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    type Map = serde_json::Map<String, serde_json::Value>;
+
+    pub fn serialize<S: Serializer>(map: &Map, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(map).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Map, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        serde_json::from_str(&text).map_err(D::Error::custom)
+    }
 }
 
 /// The result batches of one [`Engine::run`], kept for rendering findings.
@@ -195,11 +223,17 @@ impl Engine {
     /// Runs the rules of the given kinds over `batches` (one per table, in
     /// [`tables::all_schemas`] order); calls `each` with the rule index, its findings and
     /// how long the rule took.
+    /// Runs the rules of `kinds` over `batches` (in [`tables::all_schemas`] order) and
+    /// hands each rule's findings to `each`. A state rule's candidate due only after
+    /// `later_than` (the last evaluation these tables serve) can neither open nor keep an
+    /// alert open in this run: it is not made into a finding, only its snapshot and due
+    /// time are reported ([`Found::later`]).
     pub async fn run(
         &self,
         batches: Vec<RecordBatch>,
         kinds: &[RuleKind],
-        mut each: impl FnMut(usize, Vec<Finding>, std::time::Duration),
+        later_than: Micros,
+        mut each: impl FnMut(usize, Found, std::time::Duration),
     ) -> Result<Results, EngineError> {
         let mut out = Results {
             run: self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -219,7 +253,7 @@ impl Engine {
             };
             let plan = reset_plan_states(Arc::clone(&planned.plan)).map_err(execute)?;
             let results = collect(plan, self.ctx.task_ctx()).await.map_err(execute)?;
-            let mut findings = Vec::new();
+            let mut found = Found::default();
             for batch in results {
                 if batch.num_rows() == 0 {
                     continue;
@@ -229,10 +263,10 @@ impl Engine {
                     batch: out.batches.len() as u32,
                     row: 0,
                 };
-                findings_of(index, planned, &batch, position, &mut findings)?;
+                findings_of(index, planned, &batch, position, later_than, &mut found)?;
                 out.batches.push((index, batch));
             }
-            each(index, findings, started.elapsed());
+            each(index, found, started.elapsed());
         }
         // Release the batch's memory now rather than at the next evaluation.
         for (table, (_, schema)) in self.tables.iter().zip(tables::all_schemas()) {
@@ -420,10 +454,11 @@ fn findings_of(
     planned: &Planned,
     batch: &RecordBatch,
     position: RowRef,
-    out: &mut Vec<Finding>,
+    later_than: Micros,
+    found: &mut Found,
 ) -> Result<(), EngineError> {
     let out_cols = &planned.output;
-    out.reserve(batch.num_rows());
+    let out = &mut found.findings;
     let identity = strings(batch, out_cols.identity)?;
     let identity = identity.as_string::<i32>();
     let opened = timestamps(batch, out_cols.opened_at)?;
@@ -443,11 +478,6 @@ fn findings_of(
         if identity.is_null(row) || opened.is_null(row) {
             continue;
         }
-        let key = keys
-            .iter()
-            .filter(|(_, col)| !col.is_null(row))
-            .map(|(name, col)| (name.clone(), col.as_string::<i32>().value(row).to_owned()))
-            .collect();
         let sid = out_cols
             .sid
             .map(|i| batch.column(i).as_primitive::<UInt64Type>().value(row));
@@ -455,6 +485,18 @@ fn findings_of(
             let col = batch.column(i).as_boolean();
             !col.is_null(row) && col.value(row)
         });
+        let due = opened.value(row).saturating_add(i64::from(strict));
+        if let Some(sid) = sid
+            && due > later_than
+        {
+            found.later.push((sid, due));
+            continue;
+        }
+        let key = keys
+            .iter()
+            .filter(|(_, col)| !col.is_null(row))
+            .map(|(name, col)| (name.clone(), col.as_string::<i32>().value(row).to_owned()))
+            .collect();
         let window = window.as_ref().map(|(s, e)| {
             (
                 s.as_primitive::<TimestampMicrosecondType>().value(row),

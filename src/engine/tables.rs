@@ -273,6 +273,16 @@ pub struct StateBuilders {
 }
 
 impl StateBuilders {
+    /// Rows built so far, over all five tables.
+    pub fn rows(&self) -> usize {
+        use arrow::array::ArrayBuilder;
+        self.identities.sid.len()
+            + self.owners.sid.len()
+            + self.credentials.sid.len()
+            + self.grants.sid.len()
+            + self.vendors.sid.len()
+    }
+
     /// Finishes the state tables, in [`all_schemas`] order.
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>, ArrowError> {
         Ok(vec![

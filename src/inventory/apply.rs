@@ -1,6 +1,7 @@
 //! Applying one event to the inventory (contract §1.2–§1.4 and §2.1).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::forget::Forget;
 use super::{Assignment, CredentialState, Eager, Grant, IdentityState, Inventory, Judging};
@@ -140,8 +141,8 @@ impl Inventory {
                 credential,
                 kind,
                 expires,
-                scopes,
                 task,
+                ..
             } => {
                 // Only a newer issue replaces a credential (a redelivery changes nothing);
                 // an issue older than a credential first seen in use fills in what it is.
@@ -150,8 +151,7 @@ impl Inventory {
                         existing.kind = *kind;
                         existing.issued_at = t;
                         existing.expires = *expires;
-                        existing.scopes = scopes.clone();
-                        existing.task = task.clone();
+                        existing.task = task.as_deref().map(Box::from);
                         let owner = existing.identity.clone();
                         if let Some(at) = *expires {
                             self.schedule_expiry(at, &owner);
@@ -164,18 +164,18 @@ impl Inventory {
                     }
                 }
                 let state = CredentialState {
-                    identity: name.to_owned(),
+                    id: credential.as_str().into(),
+                    identity: self.name_of(name, t),
                     kind: *kind,
                     issued_at: t,
                     rotated_at: None,
                     expires: *expires,
                     revoked_at: None,
                     retired_at: None,
-                    task: task.clone(),
+                    task: task.as_deref().map(Box::from),
                     last_used: None,
-                    scopes: scopes.clone(),
                 };
-                self.insert_credential(credential, state);
+                self.insert_credential(state);
             }
             Body::CredentialRotated {
                 credential,
@@ -186,7 +186,7 @@ impl Inventory {
                 match new_credential {
                     Some(new_id) => {
                         // The credential it created already exists: a redelivery.
-                        if self.credentials.contains_key(new_id) {
+                        if self.credentials.contains(new_id) {
                             return;
                         }
                         let Some(old) = self.credentials.get_mut(credential) else {
@@ -195,6 +195,7 @@ impl Inventory {
                         old.retired_at.get_or_insert(t);
                         let retired = old.end().unwrap_or(t);
                         let state = CredentialState {
+                            id: new_id.as_str().into(),
                             identity: old.identity.clone(),
                             kind: old.kind,
                             issued_at: t,
@@ -204,12 +205,11 @@ impl Inventory {
                             retired_at: None,
                             task: old.task.clone(),
                             last_used: None,
-                            scopes: old.scopes.clone(),
                         };
                         let owner = state.identity.clone();
                         self.mark(&owner);
                         self.schedule_forget(retired, Forget::Credential(credential.clone()));
-                        self.insert_credential(new_id, state);
+                        self.insert_credential(state);
                     }
                     None => {
                         let Some(cred) = self.credentials.get_mut(credential) else {
@@ -230,7 +230,9 @@ impl Inventory {
                             self.schedule_forget(at, Forget::Credential(credential.clone()));
                         }
                         // A rotation may revive a credential pruned from the list as expired.
-                        self.list_credential(&owner, credential, t);
+                        if let Some(slot) = self.credentials.slot_of(credential) {
+                            self.list_credential(&owner, slot, t);
+                        }
                     }
                 }
             }
@@ -277,7 +279,9 @@ impl Inventory {
             }
             Body::TaskCompleted { task } => {
                 self.tasks_completed
-                    .entry((name.to_owned(), task.clone()))
+                    .entry(name.to_owned())
+                    .or_default()
+                    .entry(task.clone())
                     .or_insert(t);
                 self.schedule_forget(t, Forget::Task(name.to_owned(), task.clone()));
             }
@@ -303,20 +307,30 @@ impl Inventory {
             }
             _ => None,
         };
-        credential.is_none_or(|c| self.credentials.contains_key(c))
+        credential.is_none_or(|c| self.credentials.contains(c))
     }
 
     fn ensure_identity(&mut self, name: &str, t: Micros) {
         if !self.identities.contains_key(name) {
-            self.identities
-                .insert(name.to_owned(), IdentityState::new(t));
+            self.identities.insert(name.into(), IdentityState::new(t));
         }
     }
 
+    /// Identity `name`, created at `t` when unknown.
     fn identity_mut(&mut self, name: &str, t: Micros) -> &mut IdentityState {
+        self.ensure_identity(name, t);
         self.identities
-            .entry(name.to_owned())
-            .or_insert_with(|| IdentityState::new(t))
+            .get_mut(name)
+            .expect("the identity was just ensured")
+    }
+
+    /// The shared name of identity `name`, created at `t` when unknown.
+    fn name_of(&mut self, name: &str, t: Micros) -> Arc<str> {
+        self.ensure_identity(name, t);
+        self.identities
+            .get_key_value(name)
+            .map(|(name, _)| Arc::clone(name))
+            .expect("the identity was just ensured")
     }
 
     fn link_vendor(&mut self, identity: &str, vendor: &str, t: Micros) {
@@ -330,45 +344,43 @@ impl Inventory {
             .or_insert(t);
     }
 
-    fn insert_credential(&mut self, id: &str, state: CredentialState) {
+    fn insert_credential(&mut self, state: CredentialState) {
         let owner = state.identity.clone();
         if let Some(at) = state.expires {
             self.schedule_expiry(at, &owner);
-            self.schedule_forget(at, Forget::Credential(id.to_owned()));
+            self.schedule_forget(at, Forget::Credential(state.id.to_string()));
         }
         let t = state.issued_at;
-        self.credentials.insert(id.to_owned(), state);
-        self.list_credential(&owner, id, t);
+        let slot = self.credentials.insert(state);
+        self.list_credential(&owner, slot, t);
     }
 
-    fn list_credential(&mut self, owner: &str, id: &str, t: Micros) {
+    fn list_credential(&mut self, owner: &str, slot: super::Slot, t: Micros) {
         let identity = self.identity_mut(owner, t);
-        if !identity.credentials.iter().any(|c| c == id) {
-            identity.credentials.push(id.to_owned());
+        if !identity.credentials.contains(&slot) {
+            identity.credentials.push(slot);
         }
     }
 
     /// A credential first seen in a use, rotation, revocation or tool call exists
     /// implicitly from then, kind `unknown`, owned by the identity that named it.
     fn ensure_credential(&mut self, id: &str, identity: &str, t: Micros) {
-        if self.credentials.contains_key(id) {
+        if self.credentials.contains(id) {
             return;
         }
-        self.insert_credential(
-            id,
-            CredentialState {
-                identity: identity.to_owned(),
-                kind: CredentialKind::Unknown,
-                issued_at: t,
-                rotated_at: None,
-                expires: None,
-                revoked_at: None,
-                retired_at: None,
-                task: None,
-                last_used: None,
-                scopes: Vec::new(),
-            },
-        );
+        let state = CredentialState {
+            id: id.into(),
+            identity: self.name_of(identity, t),
+            kind: CredentialKind::Unknown,
+            issued_at: t,
+            rotated_at: None,
+            expires: None,
+            revoked_at: None,
+            retired_at: None,
+            task: None,
+            last_used: None,
+        };
+        self.insert_credential(state);
     }
 
     fn record_use(
@@ -378,7 +390,7 @@ impl Inventory {
         t: Micros,
         judging: &mut dyn Judging,
     ) {
-        if !self.credentials.contains_key(credential) {
+        if !self.credentials.contains(credential) {
             self.ensure_credential(credential, identity, t);
             self.mark(identity);
         }
@@ -387,7 +399,7 @@ impl Inventory {
             cred.last_used = max_time(old, t);
             let owner = cred.identity.clone();
             if judging.eager() {
-                if owner != identity {
+                if &*owner != identity {
                     self.mark(&owner);
                 }
             } else {

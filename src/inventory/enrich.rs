@@ -59,7 +59,7 @@ impl Inventory {
         a.identity.append_value(name);
         a.credential.append_option(credential);
         a.credential_identity
-            .append_option(cred.map(|c| c.identity.as_str()));
+            .append_option(cred.map(|c| &*c.identity));
         a.credential_kind
             .append_option(cred.map(|c| c.kind.as_str()));
         a.credential_status.append_option(

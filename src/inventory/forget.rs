@@ -68,21 +68,27 @@ impl Inventory {
     /// Forgets a completed task unless an active credential was issued for it (NHI-JIT-001
     /// still needs its completion); then it is checked again later.
     fn forget_task(&mut self, identity: String, task: String, limit: Micros, now: Micros) {
-        let key = (identity, task);
-        if self.tasks_completed.get(&key).is_none_or(|t| *t > limit) {
+        if self
+            .task_completed(&identity, &task)
+            .is_none_or(|t| t > limit)
+        {
             return;
         }
-        let in_use = self.identities.get(&key.0).is_some_and(|i| {
-            i.credentials.iter().any(|id| {
-                self.credentials.get(id).is_some_and(|c| {
-                    c.task.as_ref() == Some(&key.1) && c.status_at(now) == CredentialStatus::Active
+        let in_use = self.identities.get(identity.as_str()).is_some_and(|i| {
+            i.credentials.iter().any(|&slot| {
+                self.credentials.at(slot).is_some_and(|c| {
+                    c.task.as_deref() == Some(task.as_str())
+                        && c.status_at(now) == CredentialStatus::Active
                 })
             })
         });
         if in_use {
-            self.schedule_forget(now, Forget::Task(key.0, key.1));
-        } else {
-            self.tasks_completed.remove(&key);
+            self.schedule_forget(now, Forget::Task(identity, task));
+        } else if let Some(tasks) = self.tasks_completed.get_mut(&identity) {
+            tasks.remove(&task);
+            if tasks.is_empty() {
+                self.tasks_completed.remove(&identity);
+            }
         }
     }
 
@@ -95,13 +101,14 @@ impl Inventory {
             return;
         }
         let (owner, end) = (cred.identity.clone(), cred.end().unwrap_or(now));
+        let slot = self.credentials.slot_of(id);
         // Keep its span in the owner's holding history before it goes.
         self.holding_since(&owner, now);
         self.credentials.remove(id);
         if let Some(identity) = self.identities.get_mut(&owner) {
-            identity.credentials.retain(|c| c != id);
+            identity.credentials.retain(|&c| Some(c) != slot);
             if identity.offboarded_at.is_some() {
-                self.schedule_forget(end, Forget::Identity(owner));
+                self.schedule_forget(end, Forget::Identity(owner.to_string()));
             }
         }
     }
@@ -119,8 +126,8 @@ impl Inventory {
             return false;
         }
         let mut ended = offboarded;
-        for id in &identity.credentials {
-            let Some(cred) = self.credentials.get(id) else {
+        for &slot in &identity.credentials {
+            let Some(cred) = self.credentials.at(slot) else {
                 continue;
             };
             match cred.end() {
@@ -139,8 +146,10 @@ impl Inventory {
         let Some(identity) = self.identities.remove(name) else {
             return false;
         };
-        for id in &identity.credentials {
-            self.credentials.remove(id);
+        for &slot in &identity.credentials {
+            if let Some(id) = self.credentials.at(slot).map(|c| c.id.clone()) {
+                self.credentials.remove(&id);
+            }
         }
         for vendor in identity.vendors.keys() {
             if let Some(set) = self.by_vendor.get_mut(vendor) {
@@ -161,7 +170,7 @@ impl Inventory {
                 }
             }
         }
-        self.tasks_completed.retain(|(who, _), _| who != name);
+        self.tasks_completed.remove(name);
         self.wake_at.remove(name);
         self.dirty.remove(name);
         true

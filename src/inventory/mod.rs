@@ -7,17 +7,21 @@
 //! scheduled and make their identity dirty at the first evaluation at or after them.
 
 mod apply;
+pub mod credentials;
 pub mod enrich;
 mod forget;
 pub mod snapshot;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::credentials::{CredentialState, Credentials, Slot};
 use crate::engine::footprint::Fact;
-use crate::event::{CredentialKind, IdentityKind, Micros, Tier};
+use crate::event::{IdentityKind, Micros, Tier};
+use crate::hashing::FastMap;
 
 /// How applying a use or a tool call marks identities to judge again.
 ///
@@ -88,13 +92,14 @@ pub struct IdentityState {
     pub baseline_tools: Option<BTreeSet<String>>,
     pub offboarded_at: Option<Micros>,
     pub last_activity: Option<Micros>,
-    /// Credentials owned, minus long-ended ones (pruned once they cannot matter).
-    pub credentials: Vec<String>,
+    /// Slots of the credentials owned, minus long-ended ones (pruned once they cannot
+    /// matter).
+    pub credentials: Vec<Slot>,
     pub grants: BTreeMap<String, Grant>,
     /// Merged spans of ended credentials and revoked grants that may still join the
     /// current holding period (ended credentials leave `credentials` for here).
     pub ended_spans: Vec<(Micros, Micros)>,
-    pub last_exercised: HashMap<String, Micros>,
+    pub last_exercised: FastMap<String, Micros>,
     /// Linked vendors and when.
     pub vendors: BTreeMap<String, Micros>,
     /// Time of the newest `identity.registered` (kind and tier are its values).
@@ -123,7 +128,7 @@ impl IdentityState {
             credentials: Vec::new(),
             grants: BTreeMap::new(),
             ended_spans: Vec::new(),
-            last_exercised: HashMap::new(),
+            last_exercised: FastMap::default(),
             vendors: BTreeMap::new(),
             registered_stamp: None,
             baseline_at: None,
@@ -160,23 +165,6 @@ impl CredentialStatus {
     }
 }
 
-/// Everything known about one credential.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CredentialState {
-    /// The identity that owns it.
-    pub identity: String,
-    pub kind: CredentialKind,
-    pub issued_at: Micros,
-    pub rotated_at: Option<Micros>,
-    pub expires: Option<Micros>,
-    pub revoked_at: Option<Micros>,
-    /// Retired by a rotation with `new_credential`.
-    pub retired_at: Option<Micros>,
-    pub task: Option<String>,
-    pub last_used: Option<Micros>,
-    pub scopes: Vec<String>,
-}
-
 impl CredentialState {
     /// Status at `now`.
     pub fn status_at(&self, now: Micros) -> CredentialStatus {
@@ -203,27 +191,31 @@ impl CredentialState {
 /// The whole inventory.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inventory {
-    pub(crate) identities: HashMap<String, IdentityState>,
-    pub(crate) credentials: HashMap<String, CredentialState>,
-    pub(crate) departed: HashMap<String, Micros>,
-    pub(crate) vendors_offboarded: HashMap<String, Micros>,
+    /// Identities by name; credentials share the name (`CredentialState::identity`).
+    #[serde(with = "by_name")]
+    pub(crate) identities: FastMap<Arc<str>, IdentityState>,
+    pub(crate) credentials: Credentials,
+    pub(crate) departed: FastMap<String, Micros>,
+    pub(crate) vendors_offboarded: FastMap<String, Micros>,
     /// Principal → identities it was ever assigned to (to re-check on departure).
-    pub(crate) by_principal: HashMap<String, BTreeSet<String>>,
+    pub(crate) by_principal: FastMap<String, BTreeSet<String>>,
     /// Vendor → identities linked to it.
-    pub(crate) by_vendor: HashMap<String, BTreeSet<String>>,
-    /// (identity, task) → completion time.
-    #[serde(with = "crate::pairs")]
-    pub(crate) tasks_completed: HashMap<(String, String), Micros>,
+    pub(crate) by_vendor: FastMap<String, BTreeSet<String>>,
+    /// Identity → task → completion time.
+    pub(crate) tasks_completed: FastMap<String, BTreeMap<String, Micros>>,
     /// Scheduled credential expiries: (time, identity).
     expiries: BinaryHeap<Reverse<(Micros, String)>>,
     /// When each identity must be snapshotted again because a finding becomes due.
     wakeups: BinaryHeap<Reverse<(Micros, String)>>,
     /// The latest wake-up per identity; earlier heap entries for it are stale.
-    wake_at: HashMap<String, Micros>,
+    wake_at: FastMap<String, Micros>,
     /// Identities to snapshot at the next evaluation, sorted for deterministic output.
     dirty: BTreeSet<String>,
     /// What ended, by the time it is forgotten (contract §2.2).
     forget: BinaryHeap<Reverse<(Micros, forget::Forget)>>,
+    /// Scratch space of [`Inventory::holding_since`].
+    #[serde(skip)]
+    spans: Vec<(Micros, Micros)>,
     /// `inventory.forget_after`; `None` keeps everything.
     #[serde(skip)]
     forget_after: Option<Micros>,
@@ -233,6 +225,22 @@ impl Inventory {
     /// An empty inventory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// When `identity`'s `task` completed, if it did.
+    pub fn task_completed(&self, identity: &str, task: &str) -> Option<Micros> {
+        self.tasks_completed.get(identity)?.get(task).copied()
+    }
+
+    /// Makes every credential share its identity's name again (after reading a
+    /// checkpoint, where each was read as a copy).
+    pub fn share_names(&mut self) {
+        let identities = &self.identities;
+        for cred in self.credentials.values_mut() {
+            if let Some((name, _)) = identities.get_key_value(&*cred.identity) {
+                cred.identity = Arc::clone(name);
+            }
+        }
     }
 
     /// Number of identities tracked.
@@ -321,6 +329,27 @@ impl Inventory {
 
     fn schedule_expiry(&mut self, at: Micros, identity: &str) {
         self.expiries.push(Reverse((at, identity.to_owned())));
+    }
+}
+
+/// The identities map written as `[name, state]` pairs.
+mod by_name {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::IdentityState;
+    use crate::hashing::FastMap;
+
+    type Map = FastMap<Arc<str>, IdentityState>;
+
+    pub fn serialize<S: Serializer>(map: &Map, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter().map(|(k, v)| (&**k, v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Map, D::Error> {
+        let plain = Vec::<(String, IdentityState)>::deserialize(deserializer)?;
+        Ok(plain.into_iter().map(|(k, v)| (Arc::from(k), v)).collect())
     }
 }
 

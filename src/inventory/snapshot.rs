@@ -56,8 +56,8 @@ impl Inventory {
                 .append_option(self.departed.get(&assignment.principal).copied());
         }
 
-        for id in &identity.credentials {
-            let Some(cred) = self.credentials.get(id) else {
+        for &slot in &identity.credentials {
+            let Some(cred) = self.credentials.at(slot) else {
                 continue;
             };
             if cred.status_at(now) != CredentialStatus::Active {
@@ -66,17 +66,16 @@ impl Inventory {
             let c = &mut out.credentials;
             c.sid.append_value(sid);
             c.identity.append_value(name);
-            c.credential.append_value(id);
+            c.credential.append_value(&cred.id);
             c.kind.append_value(cred.kind.as_str());
             c.issued_at.append_value(cred.issued_at);
             c.rotated_at.append_option(cred.rotated_at);
             c.expires.append_option(cred.expires);
             c.task.append_option(cred.task.as_deref());
-            let completed = cred.task.as_ref().and_then(|task| {
-                self.tasks_completed
-                    .get(&(name.to_owned(), task.clone()))
-                    .copied()
-            });
+            let completed = cred
+                .task
+                .as_deref()
+                .and_then(|task| self.task_completed(name, task));
             c.task_completed_at.append_option(completed);
             c.last_used_at.append_option(cred.last_used);
         }
@@ -115,38 +114,38 @@ impl Inventory {
     /// are dropped.
     pub(crate) fn holding_since(&mut self, name: &str, now: Micros) -> Option<Micros> {
         let credentials = &self.credentials;
+        let spans = &mut self.spans;
         let identity = self.identities.get_mut(name)?;
-        let mut spans: Vec<(Micros, Micros)> = Vec::new();
-        identity.credentials.retain(|id| {
-            let Some(cred) = credentials.get(id) else {
+        let ended = &mut identity.ended_spans;
+        spans.clear();
+        spans.extend(ended.iter().copied());
+        identity.credentials.retain(|&slot| {
+            let Some(cred) = credentials.at(slot) else {
                 return false;
             };
             let end = cred.end().unwrap_or(Micros::MAX);
             if end > cred.issued_at {
                 spans.push((cred.issued_at, end));
+                if end <= now {
+                    ended.push((cred.issued_at, end));
+                }
             }
             // Keep credentials that may still be active (or revived by a rotation).
             end > now
         });
-        let ended_now: Vec<(Micros, Micros)> = spans
-            .iter()
-            .copied()
-            .filter(|(_, end)| *end <= now)
-            .collect();
         spans.extend(
             identity
                 .grants
                 .values()
                 .map(|g| (g.granted_at, Micros::MAX)),
         );
-        spans.extend(identity.ended_spans.iter().copied());
         spans.retain(|(start, _)| *start <= now);
         spans.sort_unstable();
 
         // Merge touching spans; keep the start of the merged span that contains `now`.
         let mut current: Option<(Micros, Micros)> = None;
         let mut holding = None;
-        for (start, end) in spans {
+        for &(start, end) in spans.iter() {
             current = match current {
                 Some((s, e)) if start <= e => Some((s, e.max(end))),
                 _ => Some((start, end)),
@@ -160,16 +159,20 @@ impl Inventory {
         }
 
         let horizon = holding.unwrap_or(now);
-        let mut ended = std::mem::take(&mut identity.ended_spans);
-        ended.extend(ended_now);
         ended.retain(|(_, end)| *end >= horizon);
         ended.sort_unstable();
-        for (start, end) in ended {
-            match identity.ended_spans.last_mut() {
+        let mut merged: usize = 0;
+        for i in 0..ended.len() {
+            let (start, end) = ended[i];
+            match merged.checked_sub(1).map(|last| &mut ended[last]) {
                 Some((_, e)) if start <= *e => *e = (*e).max(end),
-                _ => identity.ended_spans.push((start, end)),
+                _ => {
+                    ended[merged] = (start, end);
+                    merged += 1;
+                }
             }
         }
+        ended.truncate(merged);
         holding
     }
 }

@@ -20,7 +20,7 @@ fn issue(id: &str, t: Micros, cred: &str, expires: Option<Micros>) -> Event {
         "svc",
         Body::CredentialIssued {
             credential: cred.into(),
-            kind: CredentialKind::ApiKey,
+            kind: crate::event::CredentialKind::ApiKey,
             expires,
             scopes: vec![],
             task: None,
@@ -89,7 +89,10 @@ fn rotation_with_new_credential_retires_the_old_one() {
         Some(CredentialStatus::Retired)
     );
     let new = inv.credential("k2").expect("created");
-    assert_eq!((new.kind, new.issued_at), (CredentialKind::ApiKey, 2 * DAY));
+    assert_eq!(
+        (new.kind, new.issued_at),
+        (crate::event::CredentialKind::ApiKey, 2 * DAY)
+    );
 }
 
 /// The inventory's facts (not its queues of timers and dirty identities).

@@ -43,8 +43,6 @@ pub struct Batch {
     pub sids: Vec<(String, Owner)>,
     /// Deferred changes of identities snapshotted in this batch (incremental evaluation).
     pub deferred: Deferred,
-    /// Identities the inventory forgot in this batch (their findings go after it runs).
-    pub forgotten: Vec<String>,
 }
 
 impl Batch {
@@ -53,9 +51,11 @@ impl Batch {
         self.evals.is_empty()
     }
 
-    /// Rows added so far (snapshots and activity), to decide when to flush.
+    /// Rows added so far (every state table's and the activity's), to decide when to
+    /// flush: a batch's memory is bounded by its rows, however many credentials or grants
+    /// its identities hold.
     pub fn rows(&self) -> usize {
-        self.sids.len() + self.activity.rows + self.early_rows
+        self.state.rows() + self.activity.rows + self.early_rows
     }
 
     /// Adds a window's early activity.

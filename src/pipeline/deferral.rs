@@ -27,8 +27,7 @@ use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 
 use super::PipelineError;
 use super::batch::Batch;
-use crate::alert::Owner;
-use crate::alert::lifecycle::Lifecycle;
+use crate::alert::lifecycle::{Lifecycle, Snapshot};
 use crate::engine::footprint::{Fact, Footprint};
 use crate::engine::rule::RuleKind;
 use crate::engine::{Engine, Finding, Results, tables};
@@ -82,7 +81,7 @@ struct Touch {
 #[derive(Debug, Default)]
 pub struct Deferred {
     /// Identity → (evaluation index, snapshot id) of its latest snapshot in the batch.
-    latest: HashMap<String, (u32, u32)>,
+    latest: crate::hashing::FastMap<String, (u32, u32)>,
     touches: Vec<Touch>,
 }
 
@@ -160,8 +159,8 @@ type Patches = HashMap<(Fact, Option<String>), Micros>;
 /// The snapshots eager evaluation would have taken where a deferred change matters.
 #[derive(Debug, Default)]
 pub struct Repairs {
-    /// (evaluation index, identity, owner, candidates), in evaluation order.
-    pub snapshots: Vec<(usize, String, Owner, Vec<Finding>)>,
+    /// (evaluation index, snapshot), in evaluation order.
+    pub snapshots: Vec<(usize, Snapshot)>,
     /// The query results the candidates point into.
     pub results: Option<Results>,
     /// Identities whose deferred change precedes an evaluation of a later batch: they are
@@ -267,23 +266,42 @@ pub async fn repair(
         tables.push(RecordBatch::new_empty(schema));
     }
     let mut by_repair: Vec<Vec<Finding>> = vec![Vec::new(); wanted.len()];
+    let mut later: Vec<Option<Micros>> = vec![None; wanted.len()];
     let results = engine
-        .run(tables, &[RuleKind::State], |rule, findings, took| {
+        .run(tables, &[RuleKind::State], horizon, |rule, found, took| {
             timed(rule, took);
-            for finding in findings {
+            earliest(&mut later, &found.later);
+            for finding in found.findings {
                 if let Some(slot) = finding.sid.and_then(|s| by_repair.get_mut(s as usize)) {
                     slot.push(finding);
                 }
             }
         })
         .await?;
-    for ((eval, base, _), candidates) in wanted.iter().zip(by_repair) {
+    for (((eval, base, _), candidates), later) in wanted.iter().zip(by_repair).zip(later) {
         let (identity, owner) = &batch.sids[*base as usize];
-        out.snapshots
-            .push((*eval as usize, identity.clone(), owner.clone(), candidates));
+        out.snapshots.push((
+            *eval as usize,
+            Snapshot {
+                identity: identity.clone(),
+                owner: owner.clone(),
+                candidates,
+                later,
+            },
+        ));
     }
     out.results = Some(results);
     Ok(out)
+}
+
+/// Lowers each snapshot's earliest later due time by the (snapshot id, due time) pairs of
+/// `found`.
+pub fn earliest(later: &mut [Option<Micros>], found: &[(u64, Micros)]) {
+    for &(sid, due) in found {
+        if let Some(slot) = later.get_mut(sid as usize) {
+            *slot = Some(slot.map_or(due, |t| t.min(due)));
+        }
+    }
 }
 
 /// The rows of `table` of each wanted repair's base snapshot, renumbered to the repair's

@@ -422,7 +422,6 @@ impl Pipeline {
     fn forget_before(&mut self, t: Micros) {
         let forgotten = self.inventory.forget_until(t.saturating_sub(1));
         self.stats.forgotten += forgotten.len() as u64;
-        self.batch.forgotten.extend(forgotten);
     }
 
     /// Applies one event to the inventory, judging as [`Options::eval`] says.
@@ -456,7 +455,9 @@ impl Pipeline {
                 .get_or_insert_with(|| Box::new(WindowActivity::small()))
         };
         self.inventory.enrich(event, self.seq, (start, end), rows);
-        if let Some(identity) = &event.identity {
+        if let Some(identity) = &event.identity
+            && !window.identities.contains(identity)
+        {
             window.identities.insert(identity.clone());
         }
         let credential = match &event.body {
@@ -464,8 +465,10 @@ impl Pipeline {
             Body::ToolCalled(c) => c.credential.as_ref(),
             _ => None,
         };
-        if let Some(owner) = credential.and_then(|c| self.inventory.credential(c)) {
-            window.identities.insert(owner.identity.clone());
+        if let Some(owner) = credential.and_then(|c| self.inventory.credential(c))
+            && !window.identities.contains(&*owner.identity)
+        {
+            window.identities.insert(owner.identity.to_string());
         }
     }
 
@@ -557,8 +560,10 @@ impl Pipeline {
             kinds.push(RuleKind::Window);
         }
         let mut by_sid: Vec<Vec<Finding>> = vec![Vec::new(); batch.sids.len()];
+        let mut later: Vec<Option<Micros>> = vec![None; batch.sids.len()];
         let mut by_window: HashMap<Micros, Vec<Finding>> = HashMap::new();
         let rule_ids: Vec<String> = self.rules().iter().map(|r| r.id.clone()).collect();
+        let horizon = batch.evals.last().map_or(Micros::MIN, |e| e.now);
         let Pipeline {
             engine,
             lifecycle,
@@ -568,9 +573,10 @@ impl Pipeline {
             ..
         } = self;
         let results = engine
-            .run(tables, &kinds, |rule, findings, took| {
+            .run(tables, &kinds, horizon, |rule, found, took| {
                 *stats.rule_time.entry(rule_ids[rule].clone()).or_default() += took;
-                for finding in findings {
+                deferral::earliest(&mut later, &found.later);
+                for finding in found.findings {
                     if let Some(slot) = finding.sid.and_then(|s| by_sid.get_mut(s as usize)) {
                         slot.push(finding);
                     } else if let Some((start, _)) = finding.window {
@@ -579,7 +585,6 @@ impl Pipeline {
                 }
             })
             .await?;
-        let horizon = batch.evals.last().map_or(Micros::MIN, |e| e.now);
         let repairs = deferral::repair(
             engine,
             readers,
@@ -613,17 +618,12 @@ impl Pipeline {
                         identity,
                         owner,
                         candidates: std::mem::take(&mut by_sid[sid]),
+                        later: later[sid],
                     }
                 })
                 .collect();
-            while let Some((_, identity, owner, candidates)) =
-                repaired.next_if(|(at, ..)| *at == index)
-            {
-                snapshots.push(Snapshot {
-                    identity,
-                    owner,
-                    candidates,
-                });
+            while let Some(snapshot) = repaired.next_if(|(at, _)| *at == index) {
+                snapshots.push(snapshot.1);
             }
             let evaluation = Evaluation {
                 now: eval.now,
@@ -640,9 +640,6 @@ impl Pipeline {
         }
         for identity in &repairs.mark {
             inventory.mark(identity);
-        }
-        for identity in &batch.forgotten {
-            lifecycle.forget(identity);
         }
         for alert in &alerts {
             *self

@@ -1,10 +1,13 @@
-//! The pipeline's state as a serialisable value, for checkpoints: everything that the
-//! input seen so far built up — clock, dedup set, pending events, open windows (with the
-//! activity rows already applied to them), inventory, alert lifecycle. Taken between
-//! batches, so no evaluation is ever half done.
+//! The pipeline's state for checkpoints: everything that the input seen so far built up —
+//! clock, pending events, open windows (with their event ids and the activity rows already
+//! applied to them), inventory, alert lifecycle. Taken between batches, so no evaluation is
+//! ever half done.
+//!
+//! It is written from a borrowed [`StateView`] (nothing is copied; the service encodes it
+//! and hands the bytes to a writer thread) and read back as the owned [`PipelineState`]
+//! of the same shape.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
 use std::io::Cursor;
 
 use arrow::compute::concat_batches;
@@ -22,10 +25,11 @@ use crate::event::{Event, Micros};
 use crate::inventory::Inventory;
 
 /// Format version of [`PipelineState`]; a checkpoint of another version is refused.
-pub const STATE_VERSION: u32 = 4;
+pub const STATE_VERSION: u32 = 5;
 
-/// Everything a restarted pipeline needs to continue exactly where this one stood.
-#[derive(Debug, Serialize, Deserialize)]
+/// Everything a restarted pipeline needs to continue exactly where this one stood, as read
+/// back from a checkpoint. Field for field the shape of [`StateView`].
+#[derive(Debug, Deserialize)]
 pub struct PipelineState {
     pub version: u32,
     /// Rule ids in the order findings refer to them.
@@ -41,17 +45,44 @@ pub struct PipelineState {
     pub engine_runs: u64,
 }
 
-/// One open window.
-#[derive(Debug, Serialize, Deserialize)]
+/// One open window, as read back.
+#[derive(Debug, Deserialize)]
 pub struct WindowState {
     pub start: Micros,
     pub end: Micros,
     pub events: u64,
-    /// Activity rows applied early, as Arrow IPC streams in hex (activity, call scopes).
-    pub early: Option<(String, String, usize)>,
+    /// Activity rows applied early, as Arrow IPC streams (activity, call scopes), and
+    /// their count.
+    pub early: Option<(Vec<u8>, Vec<u8>, usize)>,
     pub identities: BTreeSet<String>,
-    /// Hashes of its events' ids (remembered until it closes), as hex.
-    pub ids: String,
+    /// Hashes of its events' ids (remembered until it closes).
+    pub ids: Vec<u128>,
+}
+
+/// The pipeline's state, borrowed for writing: [`PipelineState`]'s shape.
+#[derive(Debug, Serialize)]
+pub struct StateView<'a> {
+    pub version: u32,
+    pub rules: Vec<&'a str>,
+    pub clock: &'a Clock,
+    pub seq: u64,
+    pub pending: Vec<&'a Event>,
+    pub windows: Vec<WindowView<'a>>,
+    pub inventory: &'a Inventory,
+    pub lifecycle: &'a Lifecycle,
+    pub last_eval: Option<Micros>,
+    pub engine_runs: u64,
+}
+
+/// One open window, borrowed (its early activity encoded as Arrow IPC).
+#[derive(Debug, Serialize)]
+pub struct WindowView<'a> {
+    pub start: Micros,
+    pub end: Micros,
+    pub events: u64,
+    pub early: Option<(Vec<u8>, Vec<u8>, usize)>,
+    pub identities: &'a BTreeSet<String>,
+    pub ids: &'a [u128],
 }
 
 /// Why a checkpoint cannot be restored.
@@ -74,16 +105,19 @@ pub enum RestoreError {
 }
 
 impl Pipeline {
-    /// The state to checkpoint. Flush first: waiting evaluations are not part of it.
-    pub fn state(&mut self) -> Result<PipelineState, ArrowError> {
+    /// The state to checkpoint, borrowed. Flush first: waiting evaluations are not part
+    /// of it.
+    pub fn state(&mut self) -> Result<StateView<'_>, ArrowError> {
         debug_assert!(self.batch.is_empty(), "checkpoint between batches only");
-        let mut windows = Vec::with_capacity(self.windows.len());
-        for (&start, window) in &mut self.windows {
+        for window in self.windows.values_mut() {
             if let Some(mut building) = window.early.take() {
                 let a = building.activity.finish()?;
                 let s = building.call_scopes.finish()?;
                 window.early_done.push((a, s, building.rows));
             }
+        }
+        let mut windows = Vec::with_capacity(self.windows.len());
+        for (&start, window) in &self.windows {
             let early = if window.early_done.is_empty() {
                 None
             } else {
@@ -91,29 +125,29 @@ impl Pipeline {
                 let s: Vec<_> = window.early_done.iter().map(|e| e.1.clone()).collect();
                 let rows = window.early_done.iter().map(|e| e.2).sum();
                 Some((
-                    ipc_hex(&concat_batches(&Activity::schema(), &a)?)?,
-                    ipc_hex(&concat_batches(&CallScopes::schema(), &s)?)?,
+                    ipc(&concat_batches(&Activity::schema(), &a)?)?,
+                    ipc(&concat_batches(&CallScopes::schema(), &s)?)?,
                     rows,
                 ))
             };
-            windows.push(WindowState {
+            windows.push(WindowView {
                 start,
                 end: window.end,
                 events: window.events,
                 early,
-                identities: window.identities.clone(),
-                ids: hex_ids(&window.ids),
+                identities: &window.identities,
+                ids: &window.ids,
             });
         }
-        Ok(PipelineState {
+        Ok(StateView {
             version: STATE_VERSION,
-            rules: self.rules().iter().map(|r| r.id.clone()).collect(),
-            clock: self.clock.clone(),
+            rules: self.engine.rules().iter().map(|r| r.id.as_str()).collect(),
+            clock: &self.clock,
             seq: self.seq,
-            pending: self.pending.values().flatten().cloned().collect(),
+            pending: self.pending.values().flatten().collect(),
             windows,
-            inventory: self.inventory.clone(),
-            lifecycle: self.lifecycle.clone(),
+            inventory: &self.inventory,
+            lifecycle: &self.lifecycle,
             last_eval: self.last_eval,
             engine_runs: self.engine.runs(),
         })
@@ -135,12 +169,12 @@ impl Pipeline {
         let mut seen = std::collections::HashSet::default();
         let mut windows = BTreeMap::new();
         for w in state.windows {
-            let ids = unhex_ids(&w.ids).map_err(damaged)?;
+            let ids = w.ids;
             seen.extend(ids.iter().copied());
             let early_done = match w.early {
                 Some((a, s, rows)) => vec![(
-                    ipc_unhex(&a, &Activity::schema()).map_err(damaged)?,
-                    ipc_unhex(&s, &CallScopes::schema()).map_err(damaged)?,
+                    from_ipc(a, &Activity::schema()).map_err(damaged)?,
+                    from_ipc(s, &CallScopes::schema()).map_err(damaged)?,
                     rows,
                 )],
                 None => Vec::new(),
@@ -181,6 +215,7 @@ impl Pipeline {
         }
         self.windows = windows;
         self.inventory = state.inventory;
+        self.inventory.share_names();
         self.inventory.set_forget_after(self.options.forget_after);
         self.lifecycle = lifecycle;
         self.last_eval = state.last_eval;
@@ -189,47 +224,14 @@ impl Pipeline {
     }
 }
 
-fn hex_ids(ids: &[u128]) -> String {
-    let mut text = String::with_capacity(ids.len() * 32);
-    for id in ids {
-        let _ = write!(text, "{id:032x}");
-    }
-    text
-}
-
-fn unhex_ids(text: &str) -> Result<Vec<u128>, String> {
-    if !text.len().is_multiple_of(32) {
-        return Err("event id hashes".into());
-    }
-    text.as_bytes()
-        .chunks(32)
-        .map(|chunk| {
-            let text = std::str::from_utf8(chunk).map_err(|e| e.to_string())?;
-            u128::from_str_radix(text, 16).map_err(|e| e.to_string())
-        })
-        .collect()
-}
-
-fn ipc_hex(batch: &RecordBatch) -> Result<String, ArrowError> {
+fn ipc(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
     let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema())?;
     writer.write(batch)?;
     writer.finish()?;
-    let bytes = writer.into_inner()?;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    Ok(out)
+    writer.into_inner()
 }
 
-fn ipc_unhex(text: &str, schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch, String> {
-    if !text.len().is_multiple_of(2) {
-        return Err("odd hex length".into());
-    }
-    let bytes = (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<u8>, String>>()?;
+fn from_ipc(bytes: Vec<u8>, schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch, String> {
     let reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| e.to_string())?;
     let batches = reader
         .collect::<Result<Vec<_>, _>>()

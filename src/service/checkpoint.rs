@@ -1,26 +1,52 @@
-//! Checkpoints: the pipeline state and the next offset of every input partition, written
-//! atomically (temporary file, fsync, rename, fsync of the directory) so a crash leaves
-//! either the previous checkpoint or the new one, never a torn file.
+//! Checkpoints: the pipeline state and the next offset of every input partition, in a
+//! compact binary form, written atomically (temporary file, fsync, rename, fsync of the
+//! directory) so a crash leaves either the previous checkpoint or the new one, never a
+//! torn file.
+//!
+//! The pipeline task only encodes the state, from a borrowed view ([`encode`]); the bytes
+//! go to disk on a blocking thread ([`save`]) while the pipeline carries on.
+//!
+//! Layout: the 8 bytes `NHIDCKPT`, the format version as a little-endian `u32`
+//! ([`STATE_VERSION`]), then the [`Checkpoint`] in postcard encoding.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::state::PipelineState;
+use crate::pipeline::state::{PipelineState, STATE_VERSION, StateView};
 
 /// File name inside `checkpoint.dir`.
-pub const FILE: &str = "checkpoint.json";
+pub const FILE: &str = "checkpoint.bin";
 
-/// One checkpoint.
-#[derive(Debug, Serialize, Deserialize)]
+/// The file of the JSON checkpoints written before the binary format.
+pub const OLD_FILE: &str = "checkpoint.json";
+
+/// First bytes of every checkpoint file.
+const MAGIC: &[u8; 8] = b"NHIDCKPT";
+
+/// Next offset to read per input (topic, partition).
+pub type Offsets = BTreeMap<(String, i32), i64>;
+
+/// One checkpoint, as read back.
+#[derive(Debug)]
 pub struct Checkpoint {
-    /// Next offset to read per input (topic, partition).
-    #[serde(with = "crate::pairs")]
-    pub offsets: BTreeMap<(String, i32), i64>,
+    pub offsets: Offsets,
     pub pipeline: PipelineState,
+}
+
+#[derive(Deserialize)]
+struct Stored {
+    offsets: Vec<((String, i32), i64)>,
+    pipeline: PipelineState,
+}
+
+#[derive(Serialize)]
+struct StoredView<'a> {
+    offsets: Vec<(&'a (String, i32), &'a i64)>,
+    pipeline: &'a StateView<'a>,
 }
 
 /// Checkpoint I/O problems; each names the file.
@@ -31,11 +57,23 @@ pub enum CheckpointError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not a readable checkpoint: {source}")]
-    Format {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error("{path}: not a readable checkpoint: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error(
+        "{path}: checkpoint format {found} was written by another version of nhi-drift; this \
+         one reads format {STATE_VERSION} (run the version that wrote it, or move the \
+         checkpoint directory away to start from empty state at the group's committed offsets)"
+    )]
+    Version { path: PathBuf, found: u32 },
+    #[error(
+        "{path}: a JSON checkpoint of an older version of nhi-drift; this one reads only \
+         binary checkpoints (format {STATE_VERSION}, `{FILE}`). Run the older version to drain, \
+         or move the checkpoint directory away to start from empty state at the group's \
+         committed offsets"
+    )]
+    OldFormat { path: PathBuf },
+    #[error("encoding the checkpoint: {0}")]
+    Encode(String),
 }
 
 /// The checkpoint file in `dir`.
@@ -43,21 +81,71 @@ pub fn path_in(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
-/// Reads the checkpoint in `dir`, if there is one.
-pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
-    let path = path_in(dir);
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(CheckpointError::Io { path, source }),
+/// Encodes a checkpoint of `state` with `offsets`.
+pub fn encode(offsets: &Offsets, state: &StateView<'_>) -> Result<Vec<u8>, CheckpointError> {
+    let mut bytes = Vec::with_capacity(1 << 20);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&STATE_VERSION.to_le_bytes());
+    let stored = StoredView {
+        offsets: offsets.iter().collect(),
+        pipeline: state,
     };
-    serde_json::from_reader(BufReader::with_capacity(1 << 20, file))
-        .map(Some)
-        .map_err(|source| CheckpointError::Format { path, source })
+    postcard::to_io(&stored, &mut bytes).map_err(|e| CheckpointError::Encode(e.to_string()))?;
+    Ok(bytes)
 }
 
-/// Writes `checkpoint` into `dir` atomically; returns its size in bytes.
-pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<u64, CheckpointError> {
+/// Decodes a checkpoint read from `path`.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+    let format = |reason: &str| CheckpointError::Format {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let Some(rest) = bytes.strip_prefix(MAGIC) else {
+        return Err(format("it does not start like an nhi-drift checkpoint"));
+    };
+    let Some((version, payload)) = rest.split_first_chunk::<4>() else {
+        return Err(format("it ends inside its header"));
+    };
+    let found = u32::from_le_bytes(*version);
+    if found != STATE_VERSION {
+        return Err(CheckpointError::Version {
+            path: path.to_owned(),
+            found,
+        });
+    }
+    let (stored, trailing) = postcard::take_from_bytes::<Stored>(payload)
+        .map_err(|e| format(&format!("{e} (the file is truncated or damaged)")))?;
+    if !trailing.is_empty() {
+        return Err(format(&format!(
+            "{} bytes after its end (the file is damaged)",
+            trailing.len()
+        )));
+    }
+    Ok(Checkpoint {
+        offsets: stored.offsets.into_iter().collect(),
+        pipeline: stored.pipeline,
+    })
+}
+
+/// Reads the checkpoint in `dir`, if there is one. An older JSON checkpoint is refused.
+pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
+    let path = path_in(dir);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let old = dir.join(OLD_FILE);
+            if old.exists() {
+                return Err(CheckpointError::OldFormat { path: old });
+            }
+            return Ok(None);
+        }
+        Err(source) => return Err(CheckpointError::Io { path, source }),
+    };
+    decode(&path, &bytes).map(Some)
+}
+
+/// Writes the encoded checkpoint `bytes` into `dir` atomically; returns their size.
+pub fn save(dir: &Path, bytes: &[u8]) -> Result<u64, CheckpointError> {
     let path = path_in(dir);
     let tmp = dir.join(format!("{FILE}.tmp"));
     let io = |path: &Path| {
@@ -65,23 +153,13 @@ pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<u64, CheckpointError>
         move |source| CheckpointError::Io { path, source }
     };
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let file = File::create(&tmp).map_err(io(&tmp))?;
-    let mut writer = BufWriter::with_capacity(1 << 20, file);
-    serde_json::to_writer(&mut writer, checkpoint).map_err(|e| CheckpointError::Io {
-        path: tmp.clone(),
-        source: e.into(),
-    })?;
-    writer.flush().map_err(io(&tmp))?;
-    let file = writer.into_inner().map_err(|e| CheckpointError::Io {
-        path: tmp.clone(),
-        source: e.into_error(),
-    })?;
+    let mut file = File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(bytes).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
-    let size = file.metadata().map_err(io(&tmp))?.len();
     drop(file);
     fs::rename(&tmp, &path).map_err(io(&path))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(dir))?;
-    Ok(size)
+    Ok(bytes.len() as u64)
 }

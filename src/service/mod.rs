@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::state::RestoreError;
 use crate::pipeline::{LateTally, Options, Pipeline, PipelineError};
 use crate::throttle::Throttle;
-use checkpoint::{Checkpoint, CheckpointError};
+use checkpoint::CheckpointError;
 use client_log::ClientLog;
 use health::Health;
 use kafka::{EMBEDDED, EmbeddedBroker, TopicNames, client_config};
@@ -450,13 +450,11 @@ impl Service {
         let started = Instant::now();
         self.flush().await?;
         self.sink.settle().await;
-        let saved = Checkpoint {
-            offsets: self.offsets.clone(),
-            pipeline: self.pipeline.state()?,
-        };
-        let offsets = saved.offsets.clone();
+        // Encoded from a borrowed view; the write and its fsyncs run beside the pipeline.
+        let bytes = checkpoint::encode(&self.offsets, &self.pipeline.state()?)?;
+        let offsets = self.offsets.clone();
         let dir = self.dir.clone();
-        let write = tokio::task::spawn_blocking(move || checkpoint::save(&dir, &saved));
+        let write = tokio::task::spawn_blocking(move || checkpoint::save(&dir, &bytes));
         self.dirty = false;
         self.writing = Some(Writing {
             write,

@@ -379,42 +379,23 @@ impl Drop for Service {
     }
 }
 
-/// Next offsets in the checkpoint of `state_dir`.
+/// Next offsets in the checkpoint of `state_dir` (none while it has none or it is being
+/// replaced).
 pub fn checkpoint_offsets(state_dir: &Path) -> BTreeMap<(String, i32), i64> {
-    let Ok(text) = std::fs::read_to_string(state_dir.join("checkpoint.json")) else {
-        return BTreeMap::new();
-    };
-    let Ok(value) = serde_json::from_str::<Value>(&text) else {
-        return BTreeMap::new();
-    };
-    value["offsets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|pair| {
-            let key = pair.get(0)?;
-            Some((
-                (
-                    key.get(0)?.as_str()?.to_owned(),
-                    key.get(1)?.as_i64()? as i32,
-                ),
-                pair.get(1)?.as_i64()?,
-            ))
-        })
-        .collect()
+    match nhi_drift::service::checkpoint::load(state_dir) {
+        Ok(Some(checkpoint)) => checkpoint.offsets,
+        _ => BTreeMap::new(),
+    }
 }
 
 /// Whether the checkpoint's watermark is the largest event time minus the default
 /// lateness: every partition has caught up and every window it could close is closed.
 pub fn watermark_settled(state_dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(state_dir.join("checkpoint.json")) else {
+    let Ok(Some(checkpoint)) = nhi_drift::service::checkpoint::load(state_dir) else {
         return false;
     };
-    let Ok(value) = serde_json::from_str::<Value>(&text) else {
-        return false;
-    };
-    let clock = &value["pipeline"]["clock"];
-    match (clock["max_time"].as_i64(), clock["watermark"].as_i64()) {
+    let clock = &checkpoint.pipeline.clock;
+    match (clock.max_time(), clock.watermark()) {
         (Some(max), Some(watermark)) => watermark == max - 300_000_000,
         _ => false,
     }
