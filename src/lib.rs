@@ -3,6 +3,11 @@
 //! # Layout
 //! One module per stage of the pipeline, in the order events flow:
 //!
+//! - [`adapt`]: adapters of real-world sources (contract §7) — framing once
+//!   (`adapt::framing`), one pure mapping per source (`adapt::cloudtrail`,
+//!   `adapt::entra`, `adapt::inventory`, …), classification as config
+//!   (`adapt::classify`, `[adapt]`), and running them with ids, decoder validation,
+//!   counts and the contract's order (`adapt::run`, `adapt::input`).
 //! - [`event`]: the event model of the contract, decoding and validation, dead letters.
 //! - [`clock`]: event time — watermark, tumbling windows, lateness.
 //! - [`inventory`]: per-identity state (credentials, grants, baselines, owners, vendors),
@@ -29,6 +34,7 @@
 //! - `pairs`: serde helper writing maps with non-string keys as `[key, value]` lists.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
+pub mod adapt;
 pub mod alert;
 pub mod cli;
 pub mod clock;
