@@ -421,3 +421,121 @@ fn otrf_entra_secret_and_grant() {
     // The two rows sharing an `Id` give one credential, one alert.
     assert_eq!(count(&found, "NHI-ROT-001", ""), 1);
 }
+
+const K8S: &[&str] = &["tests/fixtures/datasets/k8s-audit"];
+
+#[test]
+fn falco_kubernetes_audit() {
+    let case = Case {
+        name: "k8s-audit",
+        groups: &[("k8s-audit", K8S)],
+        config: None,
+        as_of: &["2018-11-30T00:00:00Z"],
+        events: true,
+    };
+    let alerts = case.check();
+    let found = findings(&alerts[0]);
+    // Two service accounts created and never owned; the third was deleted 8 s later.
+    has(
+        &found,
+        "NHI-GOV-003",
+        "myacct",
+        "2018-11-02T13:56:43.585256Z",
+    );
+    has(
+        &found,
+        "NHI-GOV-003",
+        "myacct",
+        "2018-11-02T13:56:56.608329Z",
+    );
+    assert_eq!(count(&found, "NHI-GOV-003", ""), 2, "{found:?}");
+    // kube-system's controllers are left out by default.
+    assert_eq!(count(&found, "NHI-GOV-001", ""), 0, "{found:?}");
+}
+
+#[test]
+fn falco_kubernetes_audit_with_controllers() {
+    let case = Case {
+        name: "k8s-audit-controllers",
+        groups: &[("k8s-audit", K8S)],
+        config: Some("tests/golden/adapters/k8s-controllers.toml"),
+        as_of: &["2018-11-30T00:00:00Z"],
+        events: false,
+    };
+    let alerts = case.check();
+    let found = findings(&alerts[0]);
+    // The replicaset controller's pod creates: one finding, later calls within the dedup.
+    has(
+        &found,
+        "NHI-GOV-001",
+        "replicaset-controller",
+        "2018-10-25T14:09:12.581541Z",
+    );
+    assert_eq!(count(&found, "NHI-GOV-001", ""), 1, "{found:?}");
+}
+
+const TRACES: &[&str] = &["tests/fixtures/datasets/anyagent-genai-traces"];
+
+#[test]
+fn anyagent_genai_traces() {
+    let case = Case {
+        name: "anyagent-genai-traces",
+        groups: &[("otel-genai", TRACES)],
+        config: None,
+        as_of: &["2025-09-16T14:00:00Z"],
+        events: true,
+    };
+    let alerts = case.check();
+    let found = findings(&alerts[0]);
+    // No inventory: every agent fires at its first tool call.
+    assert_eq!(count(&found, "NHI-GOV-001", ""), 7, "{found:?}");
+    has(
+        &found,
+        "NHI-GOV-001",
+        "any_agent",
+        "2025-09-16T12:43:13.450406Z",
+    );
+    assert_eq!(count(&found, "NHI-SCOPE-001", ""), 0);
+}
+
+#[test]
+fn anyagent_genai_traces_with_approved_tools() {
+    let case = Case {
+        name: "anyagent-genai-traces-inventory",
+        groups: &[
+            (
+                "inventory",
+                &["tests/golden/adapters/anyagent-inventory.yaml"],
+            ),
+            ("otel-genai", TRACES),
+        ],
+        config: None,
+        as_of: &["2025-09-16T14:00:00Z"],
+        events: false,
+    };
+    let alerts = case.check();
+    let found = findings(&alerts[0]);
+    assert_eq!(count(&found, "NHI-GOV-001", ""), 0, "{found:?}");
+    // Tool calls outside the approved tools: the frameworks' final-answer pseudo-tools.
+    let outside: Vec<(&str, &str)> = alerts[0]
+        .iter()
+        .filter(|a| a["rule_id"] == "NHI-SCOPE-001")
+        .map(|a| {
+            (
+                a["identity"].as_str().unwrap_or(""),
+                a["opened_at"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let mut outside = outside;
+    outside.sort_unstable();
+    assert_eq!(
+        outside,
+        [
+            ("agent:GOOGLE:any_agent", "2025-09-16T12:43:07.926056Z"),
+            ("agent:LLAMA_INDEX:any_agent", "2025-09-16T13:15:00.733145Z"),
+            ("agent:SMOLAGENTS:any_agent", "2025-09-16T12:43:21.057895Z"),
+            ("agent:TINYAGENT:any_agent", "2025-09-16T12:43:23.470642Z"),
+        ]
+    );
+}

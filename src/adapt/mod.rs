@@ -15,10 +15,13 @@
 
 pub mod classify;
 pub mod cloudtrail;
+pub mod credential_report;
 pub mod entra;
 pub mod framing;
 pub mod input;
 pub mod inventory;
+pub mod k8s;
+pub mod otel;
 mod out;
 pub mod run;
 #[cfg(test)]
@@ -55,8 +58,14 @@ pub enum Format {
     Cloudtrail,
     /// Microsoft Entra ID audit logs (Graph `directoryAudits` or Log Analytics rows).
     EntraAudit,
+    /// Kubernetes audit events (`audit.k8s.io/v1`).
+    K8sAudit,
+    /// OpenTelemetry spans with the GenAI / MCP conventions (OTLP JSON, span lists).
+    OtelGenai,
     /// A declared inventory (YAML or CSV): kinds, tiers, owners, approvals, departures.
     Inventory,
+    /// The IAM credential report (CSV): key and password ages predating the logs.
+    AwsCredentialReport,
 }
 
 impl Format {
@@ -69,6 +78,9 @@ impl Format {
             Format::Nhi => "nhi",
             Format::Cloudtrail => "cloudtrail",
             Format::EntraAudit => "entra-audit",
+            Format::K8sAudit => "k8s-audit",
+            Format::OtelGenai => "otel-genai",
+            Format::AwsCredentialReport => "aws-credential-report",
             Format::Inventory => "inventory",
         }
     }
@@ -77,7 +89,9 @@ impl Format {
     fn source(self) -> &'static str {
         match self {
             Format::Nhi => "nhi",
-            Format::Cloudtrail => "aws",
+            Format::Cloudtrail | Format::AwsCredentialReport => "aws",
+            Format::K8sAudit => "kubernetes",
+            Format::OtelGenai => "otel",
             Format::EntraAudit => "entra",
             Format::Inventory => "inventory",
         }
@@ -188,6 +202,9 @@ pub fn map_record(format: Format, record: &Value, ctx: &Context<'_>) -> MapResul
         )),
         Format::Cloudtrail => cloudtrail::map(record, ctx),
         Format::EntraAudit => entra::map(record, ctx),
+        Format::K8sAudit => k8s::map(record, ctx),
+        Format::OtelGenai => otel::map(record, ctx),
+        Format::AwsCredentialReport => credential_report::map(record, ctx),
         Format::Inventory => inventory::map(record, ctx),
     }
 }

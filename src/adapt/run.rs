@@ -127,6 +127,8 @@ pub struct Adapted {
 pub fn adapt_bytes(format: Format, bytes: &[u8], ctx: &Context<'_>, decoder: &Decoder) -> Adapted {
     let records = match format {
         Format::Inventory => super::inventory::records(bytes),
+        Format::AwsCredentialReport => super::credential_report::records(bytes),
+        Format::OtelGenai => super::otel::records(bytes),
         _ => framing::records(bytes),
     };
     let mut adapted = Adapted::default();

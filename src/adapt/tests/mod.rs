@@ -2,7 +2,10 @@
 //! schemas and documentation examples.
 
 mod cloudtrail;
+mod credential_report;
 mod inventory;
+mod k8s;
+mod otel;
 
 use serde_json::Value;
 
