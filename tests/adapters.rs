@@ -539,3 +539,30 @@ fn anyagent_genai_traces_with_approved_tools() {
         ]
     );
 }
+
+#[test]
+fn panther_github_audit_samples() {
+    let case = Case {
+        name: "panther-github",
+        groups: &[(
+            "github-audit",
+            &["tests/fixtures/datasets/panther-rule-tests/github-audit.jsonl"],
+        )],
+        config: None,
+        as_of: &["2023-01-31T00:00:00Z"],
+        events: true,
+    };
+    let alerts = case.check();
+    let (events, _) = case.adapt();
+    // The two App installations register their apps.
+    let registered = events
+        .iter()
+        .filter(|l| l.contains("\"identity.registered\""))
+        .count();
+    assert_eq!(registered, 2, "{events:?}");
+    assert!(alerts[0].iter().all(|a| {
+        a["identity"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("github:"))
+    }));
+}

@@ -18,6 +18,7 @@ pub mod cloudtrail;
 pub mod credential_report;
 pub mod entra;
 pub mod framing;
+pub mod github;
 pub mod input;
 pub mod inventory;
 pub mod k8s;
@@ -27,6 +28,7 @@ pub mod run;
 #[cfg(test)]
 mod tests;
 pub mod time;
+pub mod vault;
 
 use serde_json::Value;
 
@@ -60,6 +62,10 @@ pub enum Format {
     EntraAudit,
     /// Kubernetes audit events (`audit.k8s.io/v1`).
     K8sAudit,
+    /// HashiCorp Vault audit device (file or socket, JSON).
+    VaultAudit,
+    /// GitHub organisation audit log (JSON or JSON lines).
+    GithubAudit,
     /// OpenTelemetry spans with the GenAI / MCP conventions (OTLP JSON, span lists).
     OtelGenai,
     /// A declared inventory (YAML or CSV): kinds, tiers, owners, approvals, departures.
@@ -79,6 +85,8 @@ impl Format {
             Format::Cloudtrail => "cloudtrail",
             Format::EntraAudit => "entra-audit",
             Format::K8sAudit => "k8s-audit",
+            Format::VaultAudit => "vault-audit",
+            Format::GithubAudit => "github-audit",
             Format::OtelGenai => "otel-genai",
             Format::AwsCredentialReport => "aws-credential-report",
             Format::Inventory => "inventory",
@@ -91,6 +99,8 @@ impl Format {
             Format::Nhi => "nhi",
             Format::Cloudtrail | Format::AwsCredentialReport => "aws",
             Format::K8sAudit => "kubernetes",
+            Format::VaultAudit => "vault",
+            Format::GithubAudit => "github",
             Format::OtelGenai => "otel",
             Format::EntraAudit => "entra",
             Format::Inventory => "inventory",
@@ -203,6 +213,8 @@ pub fn map_record(format: Format, record: &Value, ctx: &Context<'_>) -> MapResul
         Format::Cloudtrail => cloudtrail::map(record, ctx),
         Format::EntraAudit => entra::map(record, ctx),
         Format::K8sAudit => k8s::map(record, ctx),
+        Format::VaultAudit => vault::map(record, ctx),
+        Format::GithubAudit => github::map(record, ctx),
         Format::OtelGenai => otel::map(record, ctx),
         Format::AwsCredentialReport => credential_report::map(record, ctx),
         Format::Inventory => inventory::map(record, ctx),

@@ -3,9 +3,11 @@
 
 mod cloudtrail;
 mod credential_report;
+mod github;
 mod inventory;
 mod k8s;
 mod otel;
+mod vault;
 
 use serde_json::Value;
 
