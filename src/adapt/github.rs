@@ -50,6 +50,7 @@ fn permissions(event: &Value) -> Vec<String> {
     match event.get("permissions").or_else(|| event.get("permission")) {
         Some(Value::Object(map)) => map
             .iter()
+            .filter(|(k, _)| !super::is_secret_name(k))
             .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}:{v}")))
             .collect(),
         Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_owned()).collect(),

@@ -224,7 +224,8 @@ pub fn map_record(format: Format, record: &Value, ctx: &Context<'_>) -> MapResul
 /// Field names (compared lowercased, as substrings) whose values never leave an adapter,
 /// not even in skipped output: tokens, secrets, passwords, private keys, tool arguments
 /// and results.
-const SCRUBBED: [&str; 8] = [
+const SCRUBBED: [&str; 9] = [
+    "args",
     "token",
     "secret",
     "password",
@@ -234,6 +235,27 @@ const SCRUBBED: [&str; 8] = [
     "result",
     "value",
 ];
+
+/// Names (lowercased) of fields that hold secrets in the sources: an adapter copying a
+/// map's entries leaves these out.
+const SECRET_NAMES: [&str; 11] = [
+    "secret",
+    "token",
+    "password",
+    "value",
+    "sessiontoken",
+    "client_token",
+    "secrettext",
+    "privatekeydata",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.tool.args",
+];
+
+/// Whether a field of this name holds a secret (see [`SECRET_NAMES`]).
+pub fn is_secret_name(name: &str) -> bool {
+    SECRET_NAMES.contains(&name.to_ascii_lowercase().as_str())
+}
 
 /// Removes every secret-named field (see [`SCRUBBED`]) from a record, recursively.
 pub fn scrub(value: &mut Value) {

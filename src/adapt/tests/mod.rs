@@ -7,6 +7,7 @@ mod github;
 mod inventory;
 mod k8s;
 mod otel;
+mod props;
 mod vault;
 
 use serde_json::Value;
