@@ -52,6 +52,9 @@ pub struct Config {
     pub log: LogConfig,
     /// Classification for the adapters of real-world sources (contract §7).
     pub adapt: crate::adapt::AdaptConfig,
+    /// `[[sources]]`: topics of real-world records adapted before the pipeline.
+    #[serde(default)]
+    pub sources: Vec<crate::service::adapted::SourceConfig>,
     #[serde(rename = "rules")]
     rules_raw: BTreeMap<String, config::Value>,
     /// Parsed `rules.*` thresholds.
