@@ -23,7 +23,8 @@
 //!   evaluation: uses that can only delay a finding skip re-judging their identity.
 //! - [`replay`]: the file source and sinks of `nhi-drift replay`.
 //! - [`service`]: `nhi-drift run` — Kafka consumer thread, producer, checkpoints,
-//!   embedded broker, `/healthz` `/readyz` `/metrics`.
+//!   embedded broker, `/healthz` `/readyz` `/metrics`, and the adapted `[[sources]]`
+//!   topics (`service::adapted`).
 //! - [`produce`]: `nhi-drift produce` — fixtures to their topics.
 //! - [`fixtures`]: rule fixtures (`tests/fixtures/rules/<RULE-ID>/<case>/`) for
 //!   `rules test` and the test suite.

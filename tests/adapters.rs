@@ -566,3 +566,34 @@ fn panther_github_audit_samples() {
             .is_some_and(|i| i.starts_with("github:"))
     }));
 }
+
+#[test]
+fn invictus_cloudtrail_with_a_credential_report() {
+    let case = Case {
+        name: "invictus-aws-stratus-credential-report",
+        groups: &[
+            (
+                "aws-credential-report",
+                &["tests/golden/adapters/invictus-credential-report.csv"],
+            ),
+            ("cloudtrail", INVICTUS),
+        ],
+        config: None,
+        as_of: &["2023-07-10T14:00:00Z"],
+        events: false,
+    };
+    let alerts = case.check();
+    let found = findings(&alerts[0]);
+    // bert-jan's key was created eight months before the capture: past 90 days since.
+    let rot: Vec<_> = found.iter().filter(|f| f.0 == "NHI-ROT-001").collect();
+    assert!(
+        rot.iter().any(|(_, i, c, o)| i == "bert-jan"
+            && c == "access-key-1:arn:aws:iam::123837392027:user/bert-jan"
+            && o == "2023-01-31T09:15:00Z"),
+        "{rot:?}"
+    );
+    // So was its console password; benjamin's keys are younger than 90 days.
+    has(&found, "NHI-ROT-001", "bert-jan", "2023-01-31T09:12:00Z");
+    assert_eq!(count(&found, "NHI-ROT-001", "benjamin"), 0, "{found:?}");
+    assert_eq!(rot.len(), 2, "{rot:?}");
+}
