@@ -206,9 +206,17 @@ pub fn map(record: &Value, ctx: &Context<'_>) -> MapResult {
     if !record.is_object() {
         return Err(Skip::new(SkipReason::ParseError, "record is not an object"));
     }
-    let Some(record_id) = str_at(record, &["eventID"]) else {
-        return Err(Skip::new(SkipReason::ParseError, "no eventID"));
-    };
+    // Exports that dropped `eventID` get a digest of the record: still deterministic, so
+    // a re-read deduplicates.
+    let record_id = str_at(record, &["eventID"]).map_or_else(
+        || {
+            format!(
+                "h{:016x}",
+                xxhash_rust::xxh3::xxh3_64(record.to_string().as_bytes())
+            )
+        },
+        str::to_owned,
+    );
     let Some(name) = str_at(record, &["eventName"]) else {
         return Err(Skip::new(SkipReason::ParseError, "no eventName"));
     };
@@ -255,10 +263,7 @@ pub fn map(record: &Value, ctx: &Context<'_>) -> MapResult {
                     name,
                 ))
             } else {
-                Ok(Mapped {
-                    record_id: record_id.to_owned(),
-                    events,
-                })
+                Ok(Mapped { record_id, events })
             };
         }
     } else if forwarded {
@@ -281,10 +286,7 @@ pub fn map(record: &Value, ctx: &Context<'_>) -> MapResult {
     if events.is_empty() {
         return Err(Skip::new(SkipReason::UnlinkableCredential, name));
     }
-    Ok(Mapped {
-        record_id: record_id.to_owned(),
-        events,
-    })
+    Ok(Mapped { record_id, events })
 }
 
 /// The `credential.issued` of a successful STS issuance.

@@ -505,3 +505,23 @@ fn sessions_of_a_deleted_role_end_with_it() {
     assert_eq!(revoked[0]["credential"], "ASIAAPP");
     assert_eq!(revoked[0]["time"], "2023-07-10T12:30:00Z");
 }
+
+#[test]
+fn a_record_without_an_event_id_is_named_by_its_digest() {
+    let mut line: Value = serde_json::from_str(&record(
+        "ListBuckets",
+        "s3",
+        iam_user("app", "AKIAAPP"),
+        Value::Null,
+        Value::Null,
+    ))
+    .expect("json");
+    line.as_object_mut().map(|r| r.remove("eventID"));
+    let first = events(Format::Cloudtrail, &line.to_string());
+    let id = first[0]["id"].as_str().expect("id").to_owned();
+    assert!(id.starts_with("cloudtrail:h"), "{id}");
+    assert_eq!(
+        events(Format::Cloudtrail, &line.to_string())[0]["id"],
+        id.as_str()
+    );
+}
