@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::adapt::Format;
+use crate::adapt::input::{Group, group_paths};
 
 use crate::alert::format::AlertFormat;
 use crate::config::{Config, LogFormat};
@@ -16,7 +19,7 @@ use crate::event::Decoder;
 use crate::event::time::parse_rfc3339;
 use crate::generate::{GenerateOptions, generate};
 use crate::pipeline::{EvalMode, Options, Pipeline};
-use crate::replay::{Sinks, input_files, replay};
+use crate::replay::{Input, Sinks, input_files, replay_inputs};
 
 /// Streaming detection of non-human identity drift.
 #[derive(Debug, Parser)]
@@ -58,9 +61,18 @@ pub enum Command {
     },
     /// Run recorded .jsonl fixtures (files or directories) through the pipeline.
     Replay {
-        /// Files or directories of .jsonl events, read in order.
+        /// Files or directories of .jsonl events, read in order; after `--format F`,
+        /// files of that real-world format, adapted (several groups may be given).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// The format of the paths after it (contract §7); default `nhi`, the events of
+        /// §1. Repeat it for several groups: `--format inventory inv.yaml --format
+        /// cloudtrail trail.json`.
+        #[arg(long, value_enum)]
+        format: Vec<Format>,
+        /// The paths by format (filled from the positions on the command line).
+        #[arg(skip)]
+        groups: Vec<Group>,
         /// Final evaluation time (RFC 3339); default: the last event time.
         #[arg(long, value_name = "TIME")]
         as_of: Option<String>,
@@ -73,6 +85,24 @@ pub enum Command {
         /// Write rejected records here as JSON lines.
         #[arg(long, value_name = "FILE")]
         dead_letter: Option<PathBuf>,
+    },
+    /// Convert real-world audit logs (contract §7) to .jsonl events, sorted by time.
+    Adapt {
+        /// The format of the paths after it; repeat it for several groups.
+        #[arg(long, value_enum, required = true)]
+        format: Vec<Format>,
+        /// Files or directories to convert.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write the events here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Write skipped records (with their reason, secrets removed) here as JSON lines.
+        #[arg(long, value_name = "FILE")]
+        skipped: Option<PathBuf>,
+        /// The paths by format (filled from the positions on the command line).
+        #[arg(skip)]
+        groups: Vec<Group>,
     },
     /// List, check or test the rules.
     Rules {
@@ -116,7 +146,7 @@ pub enum RulesAction {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse(std::env::args_os());
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -124,6 +154,48 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Parses the command line, grouping `replay` and `adapt` paths by the `--format` given
+/// before them (clap alone keeps only the values, not their positions).
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Cli {
+    let matches = Cli::command().get_matches_from(args);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let groups_of = |name: &str| -> Vec<Group> {
+        let Some(sub) = matches.subcommand_matches(name) else {
+            return Vec::new();
+        };
+        let positioned = |id: &str| -> Vec<usize> {
+            sub.indices_of(id)
+                .map(Iterator::collect)
+                .unwrap_or_default()
+        };
+        let formats: Vec<(usize, Format)> = positioned("format")
+            .into_iter()
+            .zip(
+                sub.get_many::<Format>("format")
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+            )
+            .collect();
+        let paths: Vec<(usize, PathBuf)> = positioned("paths")
+            .into_iter()
+            .zip(
+                sub.get_many::<PathBuf>("paths")
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            )
+            .collect();
+        group_paths(&formats, &paths)
+    };
+    match &mut cli.command {
+        Command::Replay { groups, .. } => *groups = groups_of("replay"),
+        Command::Adapt { groups, .. } => *groups = groups_of("adapt"),
+        _ => {}
+    }
+    cli
 }
 
 /// Completes at the first SIGINT or SIGTERM: the service then finishes the batch,
@@ -239,7 +311,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay {
-            paths,
+            paths: _,
+            format: _,
+            groups,
             as_of,
             alert_format,
             out,
@@ -247,12 +321,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => runtime.block_on(replay_command(
             &config,
             rules,
-            &paths,
+            &groups,
             as_of.as_deref(),
             alert_format.unwrap_or(config.alerts.format),
             out.as_deref(),
             dead_letter.as_deref(),
         )),
+        Command::Adapt {
+            format: _,
+            paths: _,
+            out,
+            skipped,
+            groups,
+        } => adapt_command(&config, &groups, out.as_deref(), skipped.as_deref()),
         Command::Rules { action } => runtime.block_on(rules_command(&config, rules, action)),
         Command::Generate {
             identities,
@@ -273,27 +354,104 @@ fn create(path: &Path) -> Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 16, file))
 }
 
+/// The merged events of every adapted group, and each group's own outcome.
+type AdaptedGroups = (
+    Vec<crate::adapt::AdaptedEvent>,
+    Vec<(Format, crate::adapt::Adapted)>,
+);
+
+/// Adapts every group except the native one: the merged events sorted by time, and the
+/// outcome counts printed to stderr.
+fn adapt_groups(config: &Config, groups: &[Group]) -> Result<AdaptedGroups> {
+    let decoder = crate::adapt::decoder(config);
+    let mut events = Vec::new();
+    let mut per_format = Vec::new();
+    for group in groups.iter().filter(|g| g.format != Format::Nhi) {
+        let mut adapted = crate::adapt::input::adapt_group(group, &config.adapt, &decoder)?;
+        eprint!("{}", adapted.counts.render(group.format));
+        events.append(&mut adapted.events);
+        per_format.push((group.format, adapted));
+    }
+    crate::adapt::sort_events(&mut events);
+    Ok((events, per_format))
+}
+
+fn adapt_command(
+    config: &Config,
+    groups: &[Group],
+    out: Option<&Path>,
+    skipped: Option<&Path>,
+) -> Result<ExitCode> {
+    if groups.iter().any(|g| g.format == Format::Nhi) {
+        bail!("give --format before the paths it applies to (e.g. --format cloudtrail trail.json)");
+    }
+    let (events, per_format) = adapt_groups(config, groups)?;
+    let lines = crate::adapt::input::to_lines(&events);
+    match out {
+        Some(path) => {
+            let mut writer = create(path)?;
+            writer.write_all(&lines)?;
+            writer.flush()?;
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&lines)?;
+            stdout.flush()?;
+        }
+    }
+    if let Some(path) = skipped {
+        let mut writer = create(path)?;
+        for (format, adapted) in &per_format {
+            for skip in &adapted.skipped {
+                writeln!(writer, "{}", skip.to_json(*format))?;
+            }
+        }
+        writer.flush()?;
+    }
+    eprintln!(
+        "{} events written (sorted by time; an event implied by several records once)",
+        events.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn replay_command(
     config: &Config,
     rules: Vec<Rule>,
-    paths: &[PathBuf],
+    groups: &[Group],
     as_of: Option<&str>,
     format: AlertFormat,
     out: Option<&Path>,
     dead_letter: Option<&Path>,
 ) -> Result<ExitCode> {
     let as_of = as_of.map(|t| parse_time(t, "--as-of")).transpose()?;
-    let files = input_files(paths)?;
-    if files.is_empty() {
-        bail!(
-            "no .jsonl files under {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+    let native: Vec<PathBuf> = groups
+        .iter()
+        .filter(|g| g.format == Format::Nhi)
+        .flat_map(|g| g.paths.iter().cloned())
+        .collect();
+    let files = input_files(&native)?;
+    let (adapted, _) = adapt_groups(config, groups)?;
+    if files.is_empty() && adapted.is_empty() {
+        let all: Vec<String> = groups
+            .iter()
+            .flat_map(|g| g.paths.iter().map(|p| p.display().to_string()))
+            .collect();
+        bail!("no .jsonl files or adapted events under {}", all.join(", "));
     }
+    let mut inputs = Vec::new();
+    if !adapted.is_empty() {
+        let names: Vec<&str> = groups
+            .iter()
+            .filter(|g| g.format != Format::Nhi)
+            .map(|g| g.format.as_str())
+            .collect();
+        inputs.push(Input::Memory {
+            name: format!("adapted:{}", names.join("+")),
+            lines: std::sync::Arc::new(crate::adapt::input::to_lines(&adapted)),
+        });
+    }
+    inputs.extend(files.iter().cloned().map(Input::File));
     let mut pipeline =
         Pipeline::new(Options::from_config(config), rules, &config.rule_params).await?;
     let stdout = std::io::stdout();
@@ -302,10 +460,12 @@ async fn replay_command(
         None => Box::new(BufWriter::new(stdout.lock())),
     };
     let mut dead_out = dead_letter.map(create).transpose()?;
-    let total_bytes: u64 = files
+    let total_bytes: u64 = inputs
         .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
+        .map(|input| match input {
+            Input::File(f) => std::fs::metadata(f).map_or(0, |m| m.len()),
+            Input::Memory { lines, .. } => lines.len() as u64,
+        })
         .sum();
     let show_progress = std::io::stderr().is_terminal();
     let mut sinks = Sinks {
@@ -313,9 +473,9 @@ async fn replay_command(
         alerts: &mut alerts_out,
         dead_letters: dead_out.as_mut().map(|w| w as &mut dyn Write),
     };
-    let summary = replay(
+    let summary = replay_inputs(
         &mut pipeline,
-        &files,
+        &inputs,
         as_of,
         &Decoder::from_config(config),
         &mut sinks,

@@ -50,6 +50,11 @@ pub struct Config {
     pub engine: EngineConfig,
     pub inventory: InventoryConfig,
     pub log: LogConfig,
+    /// Classification for the adapters of real-world sources (contract §7).
+    pub adapt: crate::adapt::AdaptConfig,
+    /// `[[sources]]`: topics of real-world records adapted before the pipeline.
+    #[serde(default)]
+    pub sources: Vec<crate::service::adapted::SourceConfig>,
     #[serde(rename = "rules")]
     rules_raw: BTreeMap<String, config::Value>,
     /// Parsed `rules.*` thresholds.
@@ -309,6 +314,7 @@ impl Config {
         if self.input.batch_rows == 0 {
             return Err(ConfigError("`input.batch_rows` must be positive".into()));
         }
+        self.adapt.validate().map_err(ConfigError)?;
         if self.input.max_event_bytes == 0 {
             return Err(ConfigError(
                 "`input.max_event_bytes` must be positive".into(),

@@ -3,6 +3,11 @@
 //! # Layout
 //! One module per stage of the pipeline, in the order events flow:
 //!
+//! - [`adapt`]: adapters of real-world sources (contract §7) — framing once
+//!   (`adapt::framing`), one pure mapping per source (`adapt::cloudtrail`,
+//!   `adapt::entra`, `adapt::inventory`, …), classification as config
+//!   (`adapt::classify`, `[adapt]`), and running them with ids, decoder validation,
+//!   counts and the contract's order (`adapt::run`, `adapt::input`).
 //! - [`event`]: the event model of the contract, decoding and validation, dead letters.
 //! - [`clock`]: event time — watermark, tumbling windows, lateness.
 //! - [`inventory`]: per-identity state (credentials, grants, baselines, owners, vendors),
@@ -18,7 +23,8 @@
 //!   evaluation: uses that can only delay a finding skip re-judging their identity.
 //! - [`replay`]: the file source and sinks of `nhi-drift replay`.
 //! - [`service`]: `nhi-drift run` — Kafka consumer thread, producer, checkpoints,
-//!   embedded broker, `/healthz` `/readyz` `/metrics`.
+//!   embedded broker, `/healthz` `/readyz` `/metrics`, and the adapted `[[sources]]`
+//!   topics (`service::adapted`).
 //! - [`produce`]: `nhi-drift produce` — fixtures to their topics.
 //! - [`fixtures`]: rule fixtures (`tests/fixtures/rules/<RULE-ID>/<case>/`) for
 //!   `rules test` and the test suite.
@@ -30,6 +36,7 @@
 //! - `pairs`: serde helper writing maps with non-string keys as `[key, value]` lists.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
+pub mod adapt;
 pub mod alert;
 pub mod cli;
 pub mod clock;

@@ -28,6 +28,9 @@ const CHECKPOINT_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 
 pub struct Metrics {
     registry: Registry,
     pub events_consumed: IntCounterVec,
+    /// Records of `[[sources]]` topics, per format and outcome (`adapted`, a skip reason,
+    /// or `rejected`).
+    pub adapter_records: IntCounterVec,
     pub events_rejected: IntCounterVec,
     pub events_late: IntCounter,
     pub events_duplicate: IntCounter,
@@ -117,6 +120,12 @@ impl Metrics {
                 "nhi_drift_events_consumed_total",
                 "Records read from each input topic, accepted or not.",
                 &["topic"],
+            ),
+            adapter_records: counter_vec(
+                &r,
+                "nhi_drift_adapter_records_total",
+                "Records of adapted source topics ([[sources]]), per format and outcome: adapted, a skip reason, or rejected.",
+                &["format", "outcome"],
             ),
             events_rejected: counter_vec(
                 &r,
@@ -256,6 +265,11 @@ impl Metrics {
             &["version"],
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for format in crate::adapt::Format::ADAPTED {
+            m.adapter_records
+                .with_label_values(&[format.as_str(), "adapted"])
+                .reset();
+        }
         for topic in input_topics {
             m.events_consumed.with_label_values(&[topic]).reset();
             m.consumer_lag.with_label_values(&[topic]).set(0);

@@ -147,12 +147,38 @@ type Decoded = Result<crate::event::Event, DeadLetter>;
 /// far, or the read error that ends the input.
 type ReadChunk = Result<(Vec<Decoded>, u64), ReplayError>;
 
+/// One input of a replay: a `.jsonl` file, or §1 JSON lines already in memory (the
+/// adapted events of real-world sources).
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A file of JSON lines.
+    File(PathBuf),
+    /// JSON lines in memory, named for dead letters.
+    Memory {
+        name: String,
+        lines: std::sync::Arc<Vec<u8>>,
+    },
+}
+
 /// Replays `files` through `pipeline` and finishes at `as_of`. A reader thread reads and
 /// decodes the records, in order and a bounded number of chunks ahead, so decoding runs
 /// beside evaluation as it does in the service.
 pub async fn replay(
     pipeline: &mut Pipeline,
     files: &[PathBuf],
+    as_of: Option<Micros>,
+    decoder: &Decoder,
+    sinks: &mut Sinks<'_>,
+    progress: impl FnMut(&Stats, u64),
+) -> Result<Summary, ReplayError> {
+    let inputs: Vec<Input> = files.iter().cloned().map(Input::File).collect();
+    replay_inputs(pipeline, &inputs, as_of, decoder, sinks, progress).await
+}
+
+/// [`replay`] over inputs that may also be in memory, read in the order given.
+pub async fn replay_inputs(
+    pipeline: &mut Pipeline,
+    files: &[Input],
     as_of: Option<Micros>,
     decoder: &Decoder,
     sinks: &mut Sinks<'_>,
@@ -205,23 +231,29 @@ pub async fn replay(
 
 /// The reader thread: every record of `files`, decoded, in chunks; stops early when the
 /// pipeline side has gone (an error there).
-fn read_files(files: &[PathBuf], decoder: &Decoder, tx: &std::sync::mpsc::SyncSender<ReadChunk>) {
+fn read_files(files: &[Input], decoder: &Decoder, tx: &std::sync::mpsc::SyncSender<ReadChunk>) {
     let mut buf = Vec::with_capacity(4096);
     let mut bytes_read: u64 = 0;
     let mut chunk = Vec::with_capacity(CHUNK);
-    for path in files {
+    for input in files {
+        let name = match input {
+            Input::File(path) => path.display().to_string(),
+            Input::Memory { name, .. } => name.clone(),
+        };
         let read_error = |source| ReplayError::Read {
-            path: path.display().to_string(),
+            path: name.clone(),
             source,
         };
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(source) => {
-                let _ = tx.send(Err(read_error(source)));
-                return;
-            }
+        let mut reader: Box<dyn BufRead> = match input {
+            Input::File(path) => match File::open(path) {
+                Ok(file) => Box::new(BufReader::with_capacity(1 << 20, file)),
+                Err(source) => {
+                    let _ = tx.send(Err(read_error(source)));
+                    return;
+                }
+            },
+            Input::Memory { lines, .. } => Box::new(std::io::Cursor::new(lines.as_slice())),
         };
-        let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line_no: i64 = 0;
         loop {
             let total = match read_bounded_line(&mut reader, &mut buf, decoder.max_event_bytes()) {
@@ -249,7 +281,7 @@ fn read_files(files: &[PathBuf], decoder: &Decoder, tx: &std::sync::mpsc::SyncSe
             };
             chunk.push(decoded.map_err(|reject| {
                 let origin = Origin {
-                    topic: path.display().to_string(),
+                    topic: name.clone(),
                     partition: None,
                     offset: line_no,
                 };

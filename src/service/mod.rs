@@ -9,6 +9,7 @@
 //! to its checkpointed offset, so the records after it are read again and produce the same
 //! alert ids (at-least-once in, idempotent out).
 
+pub mod adapted;
 pub mod checkpoint;
 pub mod client_log;
 pub mod health;
@@ -95,8 +96,10 @@ pub async fn run(
     let (_http_running, http_done) = tokio::sync::oneshot::channel::<()>();
     let topics = TopicNames::from_config(config);
 
+    let mut created = topics.all();
+    created.extend(config.sources.iter().map(|s| s.topic.as_str()));
     let embedded = (config.kafka.brokers == EMBEDDED)
-        .then(|| EmbeddedBroker::start(&topics.all(), config.kafka.embedded_partitions))
+        .then(|| EmbeddedBroker::start(&created, config.kafka.embedded_partitions))
         .transpose()?;
     let brokers = match &embedded {
         Some(broker) => {
@@ -189,6 +192,13 @@ pub async fn run(
     consumer.subscribe(&inputs)?;
     let consumer = Arc::new(consumer);
     let sink = Sink::new(base, Arc::clone(&health), Arc::clone(&metrics))?;
+    let mut bridge = adapted::Bridge::start(
+        config,
+        &brokers,
+        &topics,
+        Arc::clone(&health),
+        Arc::clone(&metrics),
+    )?;
 
     let (tx, rx) = mpsc::channel(source::CHANNEL_CHUNKS);
     let mut source = Source::start(
@@ -222,6 +232,9 @@ pub async fn run(
     let result = service.main_loop(rx, config, &health, &stop).await;
     health.stopping.store(true, Ordering::Relaxed);
     source.join();
+    if let Some(bridge) = bridge.as_mut() {
+        bridge.join();
+    }
     if let Err(error) = &result {
         tracing::error!(%error, "stopping after an error; the last checkpoint stands");
         return result;
