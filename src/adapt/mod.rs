@@ -76,7 +76,16 @@ pub enum Format {
 
 impl Format {
     /// Every adapted format (all but [`Format::Nhi`]).
-    pub const ADAPTED: [Format; 3] = [Format::Cloudtrail, Format::EntraAudit, Format::Inventory];
+    pub const ADAPTED: [Format; 8] = [
+        Format::Cloudtrail,
+        Format::EntraAudit,
+        Format::K8sAudit,
+        Format::VaultAudit,
+        Format::GithubAudit,
+        Format::OtelGenai,
+        Format::Inventory,
+        Format::AwsCredentialReport,
+    ];
 
     /// The name used on the command line, in config and in event ids.
     pub fn as_str(self) -> &'static str {
