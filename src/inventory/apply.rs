@@ -312,7 +312,8 @@ impl Inventory {
 
     fn ensure_identity(&mut self, name: &str, t: Micros) {
         if !self.identities.contains_key(name) {
-            self.identities.insert(name.into(), IdentityState::new(t));
+            self.identities
+                .insert(name.into(), Box::new(IdentityState::new(t)));
         }
     }
 

@@ -193,7 +193,8 @@ impl CredentialState {
 pub struct Inventory {
     /// Identities by name; credentials share the name (`CredentialState::identity`).
     #[serde(with = "by_name")]
-    pub(crate) identities: FastMap<Arc<str>, IdentityState>,
+    /// (Boxed: the map's slots stay small, however large an identity's state.)
+    pub(crate) identities: FastMap<Arc<str>, Box<IdentityState>>,
     pub(crate) credentials: Credentials,
     pub(crate) departed: FastMap<String, Micros>,
     pub(crate) vendors_offboarded: FastMap<String, Micros>,
@@ -255,7 +256,7 @@ impl Inventory {
 
     /// Every identity's state.
     pub fn identities(&self) -> impl Iterator<Item = &IdentityState> {
-        self.identities.values()
+        self.identities.values().map(|i| &**i)
     }
 
     /// Every credential's state.
@@ -265,7 +266,7 @@ impl Inventory {
 
     /// One identity's state.
     pub fn identity(&self, name: &str) -> Option<&IdentityState> {
-        self.identities.get(name)
+        self.identities.get(name).map(|i| &**i)
     }
 
     /// One credential's state.
@@ -341,14 +342,14 @@ mod by_name {
     use super::IdentityState;
     use crate::hashing::FastMap;
 
-    type Map = FastMap<Arc<str>, IdentityState>;
+    type Map = FastMap<Arc<str>, Box<IdentityState>>;
 
     pub fn serialize<S: Serializer>(map: &Map, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(map.iter().map(|(k, v)| (&**k, v)))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Map, D::Error> {
-        let plain = Vec::<(String, IdentityState)>::deserialize(deserializer)?;
+        let plain = Vec::<(String, Box<IdentityState>)>::deserialize(deserializer)?;
         Ok(plain.into_iter().map(|(k, v)| (Arc::from(k), v)).collect())
     }
 }
