@@ -9,7 +9,7 @@
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -212,17 +212,8 @@ fn consumed_records(port: u16) -> Option<i64> {
 }
 
 fn checkpointed(dir: &Path) -> i64 {
-    let file: PathBuf = dir.join("checkpoint.json");
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return 0;
-    };
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return 0;
-    };
-    value["offsets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|pair| pair.get(1)?.as_i64())
-        .sum()
+    match nhi_drift::service::checkpoint::load(dir) {
+        Ok(Some(checkpoint)) => checkpoint.offsets.values().sum(),
+        _ => 0,
+    }
 }
