@@ -1,10 +1,9 @@
 //! Applying one event to the inventory (contract §1.2–§1.4 and §2.1).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::forget::Forget;
-use super::{Assignment, CredentialState, Eager, Grant, IdentityState, Inventory, Judging};
+use super::{Assignment, CredentialState, Eager, Grant, IdentityState, Inventory, Judging, Names};
 use crate::engine::footprint::Fact;
 use crate::event::{Body, CredentialKind, Event, Micros};
 
@@ -89,7 +88,7 @@ impl Inventory {
                 identity.certified_at = max_time(identity.certified_at, t);
                 if identity.approved_at.is_none_or(|a| t >= a) {
                     identity.approved_at = Some(t);
-                    identity.baseline_tools = tools.as_ref().map(|t| t.iter().cloned().collect());
+                    identity.baseline_tools = tools.as_ref().map(|t| t.iter().collect());
                 }
                 set_baseline(identity, scopes, t);
             }
@@ -473,7 +472,7 @@ fn set_baseline(identity: &mut IdentityState, scopes: &[String], t: Micros) {
         return;
     }
     identity.baseline_at = Some(t);
-    let baseline: BTreeSet<String> = scopes.iter().cloned().collect();
+    let baseline: Names = scopes.iter().collect();
     for (scope, grant) in identity.grants.iter_mut() {
         if baseline.contains(scope) {
             grant.outside_since = None;

@@ -87,9 +87,9 @@ pub struct IdentityState {
     pub approved_at: Option<Micros>,
     pub certified_at: Option<Micros>,
     /// Approved scopes; `None` when the identity has no baseline.
-    pub baseline_scopes: Option<BTreeSet<String>>,
+    pub baseline_scopes: Option<Names>,
     /// Approved tools; `None` when tools are unchecked.
-    pub baseline_tools: Option<BTreeSet<String>>,
+    pub baseline_tools: Option<Names>,
     pub offboarded_at: Option<Micros>,
     pub last_activity: Option<Micros>,
     /// Slots of the credentials owned, minus long-ended ones (pruned once they cannot
@@ -141,6 +141,38 @@ impl IdentityState {
         self.baseline_scopes
             .as_ref()
             .is_some_and(|s| s.contains(scope))
+    }
+}
+
+/// A small set of names (approved scopes or tools): sorted and deduplicated in one
+/// allocation, far smaller than a `BTreeSet` for the handful an approval lists.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<Box<str>>")]
+pub struct Names(Box<[Box<str>]>);
+
+impl Names {
+    /// Whether `name` is one of them.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.binary_search_by(|n| (**n).cmp(name)).is_ok()
+    }
+}
+
+impl From<Vec<Box<str>>> for Names {
+    fn from(mut names: Vec<Box<str>>) -> Self {
+        names.sort_unstable();
+        names.dedup();
+        Names(names.into_boxed_slice())
+    }
+}
+
+impl<'a> FromIterator<&'a String> for Names {
+    fn from_iter<I: IntoIterator<Item = &'a String>>(names: I) -> Self {
+        Names::from(
+            names
+                .into_iter()
+                .map(|n| Box::from(n.as_str()))
+                .collect::<Vec<_>>(),
+        )
     }
 }
 
