@@ -30,18 +30,36 @@ pub enum ReplayError {
 /// The `.jsonl` files under `paths`: files as given, directories searched recursively,
 /// each directory's files in name order.
 pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
+    files_under(paths, &|path| {
+        path.extension().is_some_and(|e| e == "jsonl")
+    })
+    .map_err(|(path, source)| ReplayError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The files under `paths`: files as given, directories searched recursively (each
+/// directory's entries in name order) for the files `wanted` accepts. An error comes with
+/// the path being read.
+pub fn files_under(
+    paths: &[PathBuf],
+    wanted: &dyn Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, (PathBuf, std::io::Error)> {
     let mut files = Vec::new();
     for path in paths {
-        collect(path, &mut files, true)?;
+        collect(path, &mut files, true, wanted)?;
     }
     Ok(files)
 }
 
-fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), ReplayError> {
-    let read_err = |source| ReplayError::Read {
-        path: path.display().to_string(),
-        source,
-    };
+fn collect(
+    path: &Path,
+    out: &mut Vec<PathBuf>,
+    explicit: bool,
+    wanted: &dyn Fn(&Path) -> bool,
+) -> Result<(), (PathBuf, std::io::Error)> {
+    let read_err = |source| (path.to_owned(), source);
     let meta = std::fs::metadata(path).map_err(read_err)?;
     if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
@@ -50,9 +68,9 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), Re
             .collect();
         entries.sort();
         for entry in entries {
-            collect(&entry, out, false)?;
+            collect(&entry, out, false, wanted)?;
         }
-    } else if explicit || path.extension().is_some_and(|e| e == "jsonl") {
+    } else if explicit || wanted(path) {
         out.push(path.to_owned());
     }
     Ok(())

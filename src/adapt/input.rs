@@ -59,37 +59,15 @@ const EXTENSIONS: [&str; 8] = [
 /// The files under `paths`: files as given, directories searched recursively in name
 /// order for files with a known extension.
 pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
-    let mut files = Vec::new();
-    for path in paths {
-        collect(path, &mut files, true)?;
-    }
-    Ok(files)
-}
-
-fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), InputError> {
-    let read_err = |source| InputError::Read {
-        path: path.display().to_string(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(read_err)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for entry in entries {
-            collect(&entry, out, false)?;
-        }
-    } else if explicit
-        || path
-            .extension()
+    let known = |path: &Path| {
+        path.extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-    {
-        out.push(path.to_owned());
-    }
-    Ok(())
+    };
+    crate::replay::files_under(paths, &known).map_err(|(path, source)| InputError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Adapts every file of `group`; the events come sorted (see [`sort_events`]).
