@@ -35,6 +35,14 @@
 //! - `hashing`: the hash maps of the engine's keys (foldhash).
 //! - `pairs`: serde helper writing maps with non-string keys as `[key, value]` lists.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
+//!
+//! Memory comes from mimalloc, for every binary linking the crate (the service, its
+//! tests and benchmarks alike): events are decoded on one thread and dropped on
+//! another, and the pipeline allocates many small strings and buffers, a load glibc's
+//! allocator serves markedly slower (`cargo bench --bench replay`).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod adapt;
 pub mod alert;
