@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use super::forget::Forget;
-use super::{Assignment, CredentialState, Eager, Grant, IdentityState, Inventory, Judging, Names};
+use super::{
+    Assignment, CredentialState, Eager, Grant, IdentityState, Inventory, Judging, Moment, Name,
+    Names,
+};
 use crate::engine::footprint::Fact;
 use crate::event::{Body, CredentialKind, Event, Micros};
 
@@ -26,7 +29,7 @@ impl Inventory {
         match &event.body {
             Body::PrincipalDeparted { principal } => {
                 self.departed.entry(principal.clone()).or_insert(t);
-                if let Some(affected) = self.by_principal.get(principal) {
+                if let Some(affected) = self.by_principal.get(principal.as_str()) {
                     self.dirty.extend(affected.iter().cloned());
                 }
                 return;
@@ -34,7 +37,8 @@ impl Inventory {
             Body::VendorOffboarded { vendor } => {
                 self.vendors_offboarded.entry(vendor.clone()).or_insert(t);
                 if let Some(affected) = self.by_vendor.get(vendor) {
-                    self.dirty.extend(affected.iter().cloned());
+                    let names: Vec<Name> = affected.iter().map(|n| self.shared(n)).collect();
+                    self.dirty.extend(names);
                 }
                 return;
             }
@@ -57,7 +61,7 @@ impl Inventory {
             } => {
                 let identity = self.identity_mut(name, t);
                 if identity.registered_stamp.is_none_or(|s| t >= s) {
-                    identity.registered_stamp = Some(t);
+                    identity.registered_stamp = Moment::at(t);
                     identity.kind = *kind;
                     identity.tier = *tier;
                 }
@@ -69,32 +73,33 @@ impl Inventory {
                 business_owner,
                 technical_custodian,
             } => {
-                for principal in [business_owner, technical_custodian].into_iter().flatten() {
-                    self.by_principal
-                        .entry(principal.clone())
-                        .or_default()
-                        .insert(name.to_owned());
-                }
+                let shared = self.name_of(name, t);
+                let [business, technical] = [business_owner, technical_custodian].map(|p| {
+                    p.as_deref().map(|principal| {
+                        let principal = self.principal_name(principal);
+                        self.by_principal
+                            .entry(principal.clone())
+                            .or_default()
+                            .insert(Name::from(Arc::clone(&shared)));
+                        principal
+                    })
+                });
                 let identity = self.identity_mut(name, t);
-                assign(&mut identity.business_owner, business_owner.as_ref(), t);
-                assign(
-                    &mut identity.technical_custodian,
-                    technical_custodian.as_ref(),
-                    t,
-                );
+                assign(&mut identity.business_owner, business, t);
+                assign(&mut identity.technical_custodian, technical, t);
             }
             Body::Approved { scopes, tools, .. } => {
                 let identity = self.identity_mut(name, t);
-                identity.certified_at = max_time(identity.certified_at, t);
+                identity.certified_at = identity.certified_at.max_with(t);
                 if identity.approved_at.is_none_or(|a| t >= a) {
-                    identity.approved_at = Some(t);
+                    identity.approved_at = Moment::at(t);
                     identity.baseline_tools = tools.as_ref().map(|t| t.iter().collect());
                 }
                 set_baseline(identity, scopes, t);
             }
             Body::Recertified { scopes, .. } => {
                 let identity = self.identity_mut(name, t);
-                identity.certified_at = max_time(identity.certified_at, t);
+                identity.certified_at = identity.certified_at.max_with(t);
                 if let Some(scopes) = scopes {
                     set_baseline(identity, scopes, t);
                 }
@@ -104,7 +109,7 @@ impl Inventory {
                 let revoked_later = identity.revoked_scopes.get(scope).is_some_and(|r| *r > t);
                 if !identity.grants.contains_key(scope) && !revoked_later {
                     identity.revoked_scopes.remove(scope);
-                    let outside_since = (!identity.in_baseline(scope)).then_some(t);
+                    let outside_since = (!identity.in_baseline(scope)).then_some(t).into();
                     identity.grants.insert(
                         scope.clone(),
                         Grant {
@@ -133,7 +138,7 @@ impl Inventory {
             Body::VendorLinked { vendor } => self.link_vendor(name, vendor, t),
             Body::Offboarded { .. } => {
                 let identity = self.identity_mut(name, t);
-                identity.offboarded_at.get_or_insert(t);
+                identity.offboarded_at.or_set(t);
                 self.schedule_forget(t, Forget::Identity(name.to_owned()));
             }
             Body::CredentialIssued {
@@ -149,7 +154,7 @@ impl Inventory {
                     if existing.kind == CredentialKind::Unknown && t < existing.issued_at {
                         existing.kind = *kind;
                         existing.issued_at = t;
-                        existing.expires = *expires;
+                        existing.expires = (*expires).into();
                         existing.task = task.as_deref().map(Box::from);
                         let owner = existing.identity.clone();
                         if let Some(at) = *expires {
@@ -167,12 +172,12 @@ impl Inventory {
                     identity: self.name_of(name, t),
                     kind: *kind,
                     issued_at: t,
-                    rotated_at: None,
-                    expires: *expires,
-                    revoked_at: None,
-                    retired_at: None,
+                    rotated_at: Moment::NONE,
+                    expires: (*expires).into(),
+                    revoked_at: Moment::NONE,
+                    retired_at: Moment::NONE,
                     task: task.as_deref().map(Box::from),
-                    last_used: None,
+                    last_used: Moment::NONE,
                 };
                 self.insert_credential(state);
             }
@@ -191,19 +196,19 @@ impl Inventory {
                         let Some(old) = self.credentials.get_mut(credential) else {
                             return;
                         };
-                        old.retired_at.get_or_insert(t);
+                        old.retired_at.or_set(t);
                         let retired = old.end().unwrap_or(t);
                         let state = CredentialState {
                             id: new_id.as_str().into(),
                             identity: old.identity.clone(),
                             kind: old.kind,
                             issued_at: t,
-                            rotated_at: None,
-                            expires: *expires,
-                            revoked_at: None,
-                            retired_at: None,
+                            rotated_at: Moment::NONE,
+                            expires: (*expires).into(),
+                            revoked_at: Moment::NONE,
+                            retired_at: Moment::NONE,
                             task: old.task.clone(),
-                            last_used: None,
+                            last_used: Moment::NONE,
                         };
                         let owner = state.identity.clone();
                         self.mark(&owner);
@@ -218,13 +223,13 @@ impl Inventory {
                         if cred.rotated_at.is_some_and(|r| t < r) || t < cred.issued_at {
                             return;
                         }
-                        cred.rotated_at = Some(t);
+                        cred.rotated_at = Moment::at(t);
                         if expires.is_some() {
-                            cred.expires = *expires;
+                            cred.expires = (*expires).into();
                         }
                         let (owner, expiry) = (cred.identity.clone(), cred.expires);
                         self.mark(&owner);
-                        if let Some(at) = expiry {
+                        if let Some(at) = expiry.get() {
                             self.schedule_expiry(at, &owner);
                             self.schedule_forget(at, Forget::Credential(credential.clone()));
                         }
@@ -238,7 +243,7 @@ impl Inventory {
             Body::CredentialRevoked { credential } => {
                 self.ensure_credential(credential, name, t);
                 if let Some(cred) = self.credentials.get_mut(credential) {
-                    cred.revoked_at.get_or_insert(t);
+                    cred.revoked_at.or_set(t);
                     let (owner, ended) = (cred.identity.clone(), cred.end().unwrap_or(t));
                     self.mark(&owner);
                     self.schedule_forget(ended, Forget::Credential(credential.clone()));
@@ -253,7 +258,7 @@ impl Inventory {
                 } else {
                     let identity = self.identity_mut(name, t);
                     let (old, floor) = (identity.last_activity, identity.registered_at);
-                    identity.last_activity = max_time(old, t);
+                    identity.last_activity = old.max_with(t);
                     self.grown(name, Fact::LastActivity, None, (old, floor), t, judging);
                 }
                 for scope in &call.scopes {
@@ -270,7 +275,7 @@ impl Inventory {
                         name,
                         Fact::LastExercised,
                         Some(scope),
-                        (old, granted),
+                        (old.into(), granted),
                         t,
                         judging,
                     );
@@ -346,7 +351,7 @@ impl Inventory {
 
     fn insert_credential(&mut self, state: CredentialState) {
         let owner = state.identity.clone();
-        if let Some(at) = state.expires {
+        if let Some(at) = state.expires.get() {
             self.schedule_expiry(at, &owner);
             self.schedule_forget(at, Forget::Credential(state.id.to_string()));
         }
@@ -373,12 +378,12 @@ impl Inventory {
             identity: self.name_of(identity, t),
             kind: CredentialKind::Unknown,
             issued_at: t,
-            rotated_at: None,
-            expires: None,
-            revoked_at: None,
-            retired_at: None,
+            rotated_at: Moment::NONE,
+            expires: Moment::NONE,
+            revoked_at: Moment::NONE,
+            retired_at: Moment::NONE,
             task: None,
-            last_used: None,
+            last_used: Moment::NONE,
         };
         self.insert_credential(state);
     }
@@ -396,7 +401,7 @@ impl Inventory {
         }
         if let Some(cred) = self.credentials.get_mut(credential) {
             let (old, floor) = (cred.last_used, cred.issued_at);
-            cred.last_used = max_time(old, t);
+            cred.last_used = old.max_with(t);
             let owner = cred.identity.clone();
             if judging.eager() {
                 if &*owner != identity {
@@ -415,7 +420,7 @@ impl Inventory {
         }
         let state = self.identity_mut(identity, t);
         let (old, floor) = (state.last_activity, state.registered_at);
-        state.last_activity = max_time(old, t);
+        state.last_activity = old.max_with(t);
         self.grown(identity, Fact::LastActivity, None, (old, floor), t, judging);
     }
 
@@ -428,14 +433,14 @@ impl Inventory {
         identity: &str,
         fact: Fact,
         key: Option<&str>,
-        (old, floor): (Option<Micros>, Micros),
+        (old, floor): (Moment, Micros),
         t: Micros,
         judging: &mut dyn Judging,
     ) {
         if judging.eager() {
             return;
         }
-        let deferred = match old {
+        let deferred = match old.get() {
             Some(old) => t <= old || judging.defer(identity, fact, key, t, false),
             None => t >= floor && judging.defer(identity, fact, key, t, true),
         };
@@ -445,19 +450,15 @@ impl Inventory {
     }
 }
 
-fn max_time(current: Option<Micros>, t: Micros) -> Option<Micros> {
-    Some(current.map_or(t, |c| c.max(t)))
-}
-
 /// Assigns a role from an event at `t`, unless a newer assignment of it was applied.
-fn assign(slot: &mut Option<Assignment>, principal: Option<&String>, t: Micros) {
+fn assign(slot: &mut Option<Assignment>, principal: Option<Name>, t: Micros) {
     let Some(principal) = principal else { return };
     match slot {
         Some(a) if t < a.stamp => {}
-        Some(a) if &a.principal == principal => a.stamp = t,
+        Some(a) if a.principal == principal => a.stamp = t,
         _ => {
             *slot = Some(Assignment {
-                principal: principal.clone(),
+                principal,
                 since: t,
                 stamp: t,
             })
@@ -471,13 +472,13 @@ fn set_baseline(identity: &mut IdentityState, scopes: &[String], t: Micros) {
     if identity.baseline_at.is_some_and(|b| t < b) {
         return;
     }
-    identity.baseline_at = Some(t);
+    identity.baseline_at = Moment::at(t);
     let baseline: Names = scopes.iter().collect();
     for (scope, grant) in identity.grants.iter_mut() {
         if baseline.contains(scope) {
-            grant.outside_since = None;
+            grant.outside_since = Moment::NONE;
         } else if grant.outside_since.is_none() {
-            grant.outside_since = Some(t);
+            grant.outside_since = Moment::at(t);
         }
     }
     identity.baseline_scopes = Some(baseline);

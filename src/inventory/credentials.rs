@@ -9,6 +9,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::Moment;
 use crate::event::{CredentialKind, Micros};
 
 /// A credential's place in the slab; stable while the credential is tracked.
@@ -24,13 +25,13 @@ pub struct CredentialState {
     pub identity: Arc<str>,
     pub kind: CredentialKind,
     pub issued_at: Micros,
-    pub rotated_at: Option<Micros>,
-    pub expires: Option<Micros>,
-    pub revoked_at: Option<Micros>,
+    pub rotated_at: Moment,
+    pub expires: Moment,
+    pub revoked_at: Moment,
     /// Retired by a rotation with `new_credential`.
-    pub retired_at: Option<Micros>,
+    pub retired_at: Moment,
     pub task: Option<Box<str>>,
-    pub last_used: Option<Micros>,
+    pub last_used: Moment,
 }
 
 /// The credentials, by id and by slot.
@@ -224,12 +225,12 @@ mod tests {
             identity: Arc::from("svc"),
             kind: CredentialKind::ApiKey,
             issued_at: 0,
-            rotated_at: None,
-            expires: None,
-            revoked_at: None,
-            retired_at: None,
+            rotated_at: Moment::NONE,
+            expires: Moment::NONE,
+            revoked_at: Moment::NONE,
+            retired_at: Moment::NONE,
             task: None,
-            last_used: None,
+            last_used: Moment::NONE,
         }
     }
 

@@ -119,7 +119,7 @@ impl Inventory {
         let Some(identity) = self.identities.get(name) else {
             return false;
         };
-        let Some(offboarded) = identity.offboarded_at else {
+        let Some(offboarded) = identity.offboarded_at.get() else {
             return false;
         };
         if !identity.grants.is_empty() {

@@ -10,6 +10,8 @@ mod apply;
 pub mod credentials;
 pub mod enrich;
 mod forget;
+mod moment;
+mod name;
 pub mod snapshot;
 
 use std::cmp::Reverse;
@@ -19,6 +21,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use self::credentials::{CredentialState, Credentials, Slot};
+pub use self::moment::Moment;
+pub use self::name::Name;
 use crate::engine::footprint::Fact;
 use crate::event::{IdentityKind, Micros, Tier};
 use crate::hashing::FastMap;
@@ -62,7 +66,8 @@ impl Judging for Eager {
 /// An owner role held by a principal since a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
-    pub principal: String,
+    /// Shared with the principal index (`Inventory::by_principal`).
+    pub principal: Name,
     pub since: Micros,
     /// Time of the newest assignment event of the role (an older one changes nothing).
     pub stamp: Micros,
@@ -73,7 +78,7 @@ pub struct Assignment {
 pub struct Grant {
     pub granted_at: Micros,
     /// When the scope last became outside the approved baseline; `None` while inside.
-    pub outside_since: Option<Micros>,
+    pub outside_since: Moment,
 }
 
 /// Everything known about one identity.
@@ -84,14 +89,14 @@ pub struct IdentityState {
     pub registered_at: Micros,
     pub business_owner: Option<Assignment>,
     pub technical_custodian: Option<Assignment>,
-    pub approved_at: Option<Micros>,
-    pub certified_at: Option<Micros>,
+    pub approved_at: Moment,
+    pub certified_at: Moment,
     /// Approved scopes; `None` when the identity has no baseline.
     pub baseline_scopes: Option<Names>,
     /// Approved tools; `None` when tools are unchecked.
     pub baseline_tools: Option<Names>,
-    pub offboarded_at: Option<Micros>,
-    pub last_activity: Option<Micros>,
+    pub offboarded_at: Moment,
+    pub last_activity: Moment,
     /// Slots of the credentials owned, minus long-ended ones (pruned once they cannot
     /// matter).
     pub credentials: Vec<Slot>,
@@ -103,10 +108,10 @@ pub struct IdentityState {
     /// Linked vendors and when.
     pub vendors: BTreeMap<String, Micros>,
     /// Time of the newest `identity.registered` (kind and tier are its values).
-    pub registered_stamp: Option<Micros>,
+    pub registered_stamp: Moment,
     /// Time of the event that set the baseline (an approval or a recertification with
     /// scopes).
-    pub baseline_at: Option<Micros>,
+    pub baseline_at: Moment,
     /// Scopes revoked and when, so an older grant arriving late does not revive them.
     pub revoked_scopes: BTreeMap<String, Micros>,
 }
@@ -119,19 +124,19 @@ impl IdentityState {
             registered_at,
             business_owner: None,
             technical_custodian: None,
-            approved_at: None,
-            certified_at: None,
+            approved_at: Moment::NONE,
+            certified_at: Moment::NONE,
             baseline_scopes: None,
             baseline_tools: None,
-            offboarded_at: None,
-            last_activity: None,
+            offboarded_at: Moment::NONE,
+            last_activity: Moment::NONE,
             credentials: Vec::new(),
             grants: BTreeMap::new(),
             ended_spans: Vec::new(),
             last_exercised: FastMap::default(),
             vendors: BTreeMap::new(),
-            registered_stamp: None,
-            baseline_at: None,
+            registered_stamp: Moment::NONE,
+            baseline_at: Moment::NONE,
             revoked_scopes: BTreeMap::new(),
         }
     }
@@ -215,7 +220,7 @@ impl CredentialState {
     pub fn end(&self) -> Option<Micros> {
         [self.revoked_at, self.retired_at, self.expires]
             .into_iter()
-            .flatten()
+            .filter_map(Moment::get)
             .min()
     }
 }
@@ -231,19 +236,20 @@ pub struct Inventory {
     pub(crate) departed: FastMap<String, Micros>,
     pub(crate) vendors_offboarded: FastMap<String, Micros>,
     /// Principal → identities it was ever assigned to (to re-check on departure).
-    pub(crate) by_principal: FastMap<String, BTreeSet<String>>,
+    /// (Its keys are the principals' names every assignment shares.)
+    pub(crate) by_principal: FastMap<Name, BTreeSet<Name>>,
     /// Vendor → identities linked to it.
     pub(crate) by_vendor: FastMap<String, BTreeSet<String>>,
     /// Identity → task → completion time.
     pub(crate) tasks_completed: FastMap<String, BTreeMap<String, Micros>>,
     /// Scheduled credential expiries: (time, identity).
-    expiries: BinaryHeap<Reverse<(Micros, String)>>,
+    expiries: BinaryHeap<Reverse<(Micros, Name)>>,
     /// When each identity must be snapshotted again because a finding becomes due.
-    wakeups: BinaryHeap<Reverse<(Micros, String)>>,
+    wakeups: BinaryHeap<Reverse<(Micros, Name)>>,
     /// The latest wake-up per identity; earlier heap entries for it are stale.
-    wake_at: FastMap<String, Micros>,
+    wake_at: FastMap<Name, Micros>,
     /// Identities to snapshot at the next evaluation, sorted for deterministic output.
-    dirty: BTreeSet<String>,
+    dirty: BTreeSet<Name>,
     /// What ended, by the time it is forgotten (contract §2.2).
     forget: BinaryHeap<Reverse<(Micros, forget::Forget)>>,
     /// Scratch space of [`Inventory::holding_since`].
@@ -274,6 +280,42 @@ impl Inventory {
                 cred.identity = Arc::clone(name);
             }
         }
+        let by_principal = std::mem::take(&mut self.by_principal);
+        self.by_principal = by_principal
+            .into_iter()
+            .map(|(principal, set)| (principal, set.iter().map(|n| self.shared(n)).collect()))
+            .collect();
+        let by_principal = &self.by_principal;
+        for identity in self.identities.values_mut() {
+            for a in [
+                &mut identity.business_owner,
+                &mut identity.technical_custodian,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some((p, _)) = by_principal.get_key_value(a.principal.as_str()) {
+                    a.principal = p.clone();
+                }
+            }
+        }
+        let wake_at = std::mem::take(&mut self.wake_at);
+        self.wake_at = wake_at
+            .into_iter()
+            .map(|(n, at)| (self.shared(&n), at))
+            .collect();
+        let wakeups = std::mem::take(&mut self.wakeups);
+        self.wakeups = wakeups
+            .into_iter()
+            .map(|Reverse((at, n))| Reverse((at, self.shared(&n))))
+            .collect();
+        let expiries = std::mem::take(&mut self.expiries);
+        self.expiries = expiries
+            .into_iter()
+            .map(|Reverse((at, n))| Reverse((at, self.shared(&n))))
+            .collect();
+        let dirty = std::mem::take(&mut self.dirty);
+        self.dirty = dirty.iter().map(|n| self.shared(n)).collect();
     }
 
     /// Number of identities tracked.
@@ -308,7 +350,7 @@ impl Inventory {
 
     /// Takes the identities to snapshot at an evaluation at `now`: those changed by
     /// events plus those with a credential expiry at or before `now`.
-    pub fn take_dirty(&mut self, now: Micros) -> BTreeSet<String> {
+    pub fn take_dirty(&mut self, now: Micros) -> BTreeSet<Name> {
         while let Some(Reverse((at, _))) = self.expiries.peek() {
             if *at > now {
                 break;
@@ -349,19 +391,38 @@ impl Inventory {
     /// Snapshots `identity` again at the first evaluation at or after `at`, when a
     /// finding found earlier becomes due; replaces any earlier wake-up of it.
     pub fn schedule_wake(&mut self, at: Micros, identity: &str) {
-        self.wake_at.insert(identity.to_owned(), at);
-        self.wakeups.push(Reverse((at, identity.to_owned())));
+        let name = self.shared(identity);
+        self.wake_at.insert(name.clone(), at);
+        self.wakeups.push(Reverse((at, name)));
     }
 
     /// Marks `identity` to be snapshotted at the next evaluation.
     pub(crate) fn mark(&mut self, identity: &str) {
         if !self.dirty.contains(identity) {
-            self.dirty.insert(identity.to_owned());
+            let name = self.shared(identity);
+            self.dirty.insert(name);
         }
     }
 
     fn schedule_expiry(&mut self, at: Micros, identity: &str) {
-        self.expiries.push(Reverse((at, identity.to_owned())));
+        let name = self.shared(identity);
+        self.expiries.push(Reverse((at, name)));
+    }
+
+    /// `identity`'s name, shared with the identity map's key when it is tracked.
+    fn shared(&self, identity: &str) -> Name {
+        match self.identities.get_key_value(identity) {
+            Some((name, _)) => Name::from(Arc::clone(name)),
+            None => Name::from(identity),
+        }
+    }
+
+    /// `principal`'s name, shared with the principal index's key when it is indexed.
+    fn principal_name(&self, principal: &str) -> Name {
+        match self.by_principal.get_key_value(principal) {
+            Some((name, _)) => name.clone(),
+            None => Name::from(principal),
+        }
     }
 }
 

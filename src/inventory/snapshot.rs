@@ -31,12 +31,13 @@ impl Inventory {
                 .as_ref()
                 .map(|a| a.principal.as_str()),
         );
-        t.approved_at.append_option(identity.approved_at);
-        t.certified_at.append_option(identity.certified_at);
+        t.approved_at.append_option(identity.approved_at.get());
+        t.certified_at.append_option(identity.certified_at.get());
         t.has_baseline
             .append_value(identity.baseline_scopes.is_some());
-        t.offboarded_at.append_option(identity.offboarded_at);
-        t.last_activity_at.append_option(identity.last_activity);
+        t.offboarded_at.append_option(identity.offboarded_at.get());
+        t.last_activity_at
+            .append_option(identity.last_activity.get());
         t.holding_since.append_option(holding_since);
 
         for (role, assignment) in [
@@ -53,7 +54,7 @@ impl Inventory {
             o.principal.append_value(&assignment.principal);
             o.assigned_at.append_value(assignment.since);
             o.departed_at
-                .append_option(self.departed.get(&assignment.principal).copied());
+                .append_option(self.departed.get(assignment.principal.as_str()).copied());
         }
 
         for &slot in &identity.credentials {
@@ -69,15 +70,15 @@ impl Inventory {
             c.credential.append_value(&cred.id);
             c.kind.append_value(cred.kind.as_str());
             c.issued_at.append_value(cred.issued_at);
-            c.rotated_at.append_option(cred.rotated_at);
-            c.expires.append_option(cred.expires);
+            c.rotated_at.append_option(cred.rotated_at.get());
+            c.expires.append_option(cred.expires.get());
             c.task.append_option(cred.task.as_deref());
             let completed = cred
                 .task
                 .as_deref()
                 .and_then(|task| self.task_completed(name, task));
             c.task_completed_at.append_option(completed);
-            c.last_used_at.append_option(cred.last_used);
+            c.last_used_at.append_option(cred.last_used.get());
         }
 
         for (scope, grant) in &identity.grants {
@@ -87,7 +88,8 @@ impl Inventory {
             g.scope.append_value(scope);
             g.granted_at.append_value(grant.granted_at);
             g.in_baseline.append_value(grant.outside_since.is_none());
-            g.outside_baseline_since.append_option(grant.outside_since);
+            g.outside_baseline_since
+                .append_option(grant.outside_since.get());
             g.last_exercised_at
                 .append_option(identity.last_exercised.get(scope).copied());
         }

@@ -514,7 +514,7 @@ impl Pipeline {
                         self.batch.deferred.snapshotted(&identity, eval, sid);
                     }
                     let owner = owner_of(&self.inventory, &identity);
-                    self.batch.sids.push((identity, owner));
+                    self.batch.sids.push((identity.to_string(), owner));
                 }
             }
         }
@@ -706,9 +706,9 @@ fn owner_of(inventory: &Inventory, identity: &str) -> Owner {
     Owner {
         business_owner: state
             .and_then(|s| s.business_owner.as_ref())
-            .map(|a| a.principal.clone()),
+            .map(|a| a.principal.to_string()),
         technical_custodian: state
             .and_then(|s| s.technical_custodian.as_ref())
-            .map(|a| a.principal.clone()),
+            .map(|a| a.principal.to_string()),
     }
 }
