@@ -37,7 +37,7 @@ pub struct CredentialState {
 /// The credentials, by id and by slot.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
-    slots: Vec<Option<CredentialState>>,
+    slots: Chunked,
     /// Slots of removed credentials, reused first.
     free: Vec<Slot>,
     /// Slot numbers, hashed by the id of the state in their slot.
@@ -82,30 +82,27 @@ impl Credentials {
 
     /// The credential in `slot`.
     pub fn at(&self, slot: Slot) -> Option<&CredentialState> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        self.slots.get(slot)
     }
 
     /// The credential in `slot`, to change (not its id).
     pub fn at_mut(&mut self, slot: Slot) -> Option<&mut CredentialState> {
-        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        self.slots.get_mut(slot)
     }
 
     /// Tracks `state`, replacing a credential with its id (which keeps its slot).
     pub fn insert(&mut self, state: CredentialState) -> Slot {
         if let Some(slot) = self.slot_of(&state.id) {
-            self.slots[slot as usize] = Some(state);
+            *self.slots.entry(slot) = Some(state);
             return slot;
         }
         let hash = self.hasher.hash_one(&*state.id);
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(state);
+                *self.slots.entry(slot) = Some(state);
                 slot
             }
-            None => {
-                self.slots.push(Some(state));
-                (self.slots.len() - 1) as Slot
-            }
+            None => self.slots.push(state),
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(hash, slot, |&s| {
@@ -123,7 +120,7 @@ impl Credentials {
             .ok()?;
         let (slot, _) = entry.remove();
         self.free.push(slot);
-        self.slots[slot as usize].take()
+        self.slots.entry(slot).take()
     }
 
     /// Every tracked credential, in slot order.
@@ -134,6 +131,73 @@ impl Credentials {
     /// Every tracked credential, to change (not their ids).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut CredentialState> {
         self.slots.iter_mut().flatten()
+    }
+}
+
+/// Slots per chunk of the slab.
+const CHUNK: usize = 4096;
+
+/// The slab: slots in fixed-size chunks, so growing it never moves (or, for a moment,
+/// doubles) the credentials already stored, and at most one chunk is partly unused.
+#[derive(Debug, Clone, Default)]
+struct Chunked {
+    chunks: Vec<Vec<Option<CredentialState>>>,
+    len: usize,
+}
+
+impl Chunked {
+    fn get(&self, slot: Slot) -> Option<&CredentialState> {
+        let slot = slot as usize;
+        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: Slot) -> Option<&mut CredentialState> {
+        let slot = slot as usize;
+        self.chunks
+            .get_mut(slot / CHUNK)?
+            .get_mut(slot % CHUNK)?
+            .as_mut()
+    }
+
+    /// A slot below `len`.
+    fn entry(&mut self, slot: Slot) -> &mut Option<CredentialState> {
+        let slot = slot as usize;
+        &mut self.chunks[slot / CHUNK][slot % CHUNK]
+    }
+
+    /// Appends a slot holding `state`.
+    fn push(&mut self, state: CredentialState) -> Slot {
+        self.push_slot(Some(state));
+        (self.len - 1) as Slot
+    }
+
+    fn push_slot(&mut self, slot: Option<CredentialState>) {
+        if self.len.is_multiple_of(CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(slot);
+        }
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Option<CredentialState>> {
+        self.chunks.iter().flatten()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Option<CredentialState>> {
+        self.chunks.iter_mut().flatten()
+    }
+
+    /// The slots up to the last one in use.
+    fn used(&self) -> impl Iterator<Item = &Option<CredentialState>> {
+        let end = self
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .last()
+            .map_or(0, |(i, _)| i + 1);
+        self.iter().take(end)
     }
 }
 
@@ -152,21 +216,33 @@ mod shared_name {
     }
 }
 
-fn id_at(slots: &[Option<CredentialState>], slot: Slot) -> Option<&str> {
-    slots
-        .get(slot as usize)
-        .and_then(Option::as_ref)
-        .map(|c| &*c.id)
+fn id_at(slots: &Chunked, slot: Slot) -> Option<&str> {
+    slots.get(slot).map(|c| &*c.id)
+}
+
+/// Reads the slots straight into chunks (no second copy of the slab while restoring).
+struct ChunkedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ChunkedVisitor {
+    type Value = Chunked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of credential slots")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Chunked, A::Error> {
+        let mut slots = Chunked::default();
+        while let Some(slot) = seq.next_element::<Option<CredentialState>>()? {
+            slots.push_slot(slot);
+        }
+        Ok(slots)
+    }
 }
 
 /// Equal when they track the same credentials in the same slots.
 impl PartialEq for Credentials {
     fn eq(&self, other: &Self) -> bool {
-        let trimmed = |s: &[Option<CredentialState>]| {
-            let end = s.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
-            s[..end].to_vec()
-        };
-        trimmed(&self.slots) == trimmed(&other.slots)
+        self.slots.used().eq(other.slots.used())
     }
 }
 
@@ -174,13 +250,18 @@ impl PartialEq for Credentials {
 /// stay valid; the index and free list are rebuilt on reading.
 impl Serialize for Credentials {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.slots.serialize(serializer)
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.slots.len))?;
+        for slot in self.slots.iter() {
+            seq.serialize_element(slot)?;
+        }
+        seq.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Credentials {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let slots: Vec<Option<CredentialState>> = Vec::deserialize(deserializer)?;
+        let slots = deserializer.deserialize_seq(ChunkedVisitor)?;
         let mut credentials = Credentials {
             slots,
             ..Default::default()
@@ -192,6 +273,7 @@ impl<'de> Deserialize<'de> for Credentials {
             hasher,
         } = &mut credentials;
         for (slot, state) in slots.iter().enumerate() {
+            let slots = &*slots;
             let Some(state) = state else {
                 free.push(slot as Slot);
                 continue;
@@ -264,5 +346,31 @@ mod tests {
         assert_eq!(back.insert(state("e")), 1, "the free slot survives");
         let twice = r#"[{"id":"a","identity":"svc","kind":"api_key","issued_at":0,"rotated_at":null,"expires":null,"revoked_at":null,"retired_at":null,"task":null,"last_used":null},{"id":"a","identity":"svc","kind":"api_key","issued_at":0,"rotated_at":null,"expires":null,"revoked_at":null,"retired_at":null,"task":null,"last_used":null}]"#;
         assert!(serde_json::from_str::<Credentials>(twice).is_err());
+    }
+
+    #[test]
+    fn slots_span_chunks_and_survive_a_round_trip() {
+        let mut c = Credentials::default();
+        let n = 2 * CHUNK + 7;
+        for i in 0..n {
+            assert_eq!(c.insert(state(&format!("k{i}"))) as usize, i);
+        }
+        for i in [0, CHUNK - 1, CHUNK, 2 * CHUNK + 6] {
+            assert_eq!(
+                c.remove(&format!("k{i}")).map(|s| s.id),
+                Some(format!("k{i}").into())
+            );
+        }
+        let back: Credentials =
+            postcard::from_bytes(&postcard::to_allocvec(&c).expect("serializes"))
+                .expect("deserializes");
+        assert_eq!(back, c);
+        assert_eq!(back.len(), n - 4);
+        for i in [1, CHUNK + 1, 2 * CHUNK + 5] {
+            assert_eq!(back.slot_of(&format!("k{i}")), Some(i as Slot));
+            assert_eq!(back.at(i as Slot).map(|s| &*s.id), Some(&*format!("k{i}")));
+        }
+        assert!(back.at(CHUNK as Slot).is_none() && back.at(n as Slot).is_none());
+        assert_eq!(back.values().count(), n - 4);
     }
 }
