@@ -5,6 +5,9 @@
 //! their ratio, measured in one run on one input, where the replay's time went, and what a
 //! checkpoint of the final state costs.
 //!
+//! Settings are the defaults, overridden by `NHI_DRIFT_<SECTION>__<KEY>` environment
+//! variables as in the service (e.g. `NHI_DRIFT_INPUT__BATCH_ROWS=50000`).
+//!
 //! `cargo bench --bench replay -- memory [CREDENTIALS]` (default 1,000,000) measures memory
 //! per tracked credential: two child processes replay a stream holding CREDENTIALS active
 //! credentials and one holding a tenth of them; the difference of their peak RSS over the
@@ -55,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let bytes = std::fs::metadata(&path)?.len();
 
-    let config = Config::load_with_env(None, Vec::new())?;
+    let config = Config::load_with_env(None, settings())?;
     let (parse_events, parse_secs) = parse_only(&path, config.input.max_event_bytes)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -160,6 +163,11 @@ fn parse_only(path: &PathBuf, max: usize) -> std::io::Result<(u64, f64)> {
     Ok((total, started.elapsed().as_secs_f64()))
 }
 
+/// The environment's `NHI_DRIFT_*` settings, but for the bench's own variable.
+fn settings() -> impl Iterator<Item = (String, String)> {
+    std::env::vars().filter(|(key, _)| key != MEMORY_CHILD)
+}
+
 /// Set in a memory child: the stream it replays.
 const MEMORY_CHILD: &str = "NHI_DRIFT_BENCH_MEMORY_CHILD";
 
@@ -260,7 +268,7 @@ fn write_memory_stream(path: &PathBuf, credentials: u64) -> std::io::Result<()> 
 /// A memory child: replays `path` and prints its peak RSS (KiB), the credentials tracked
 /// and the replay time (ms).
 fn memory_child(path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::load_with_env(None, Vec::new())?;
+    let config = Config::load_with_env(None, settings())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
