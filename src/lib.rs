@@ -12,7 +12,8 @@
 //! - [`clock`]: event time — watermark, tumbling windows, lateness.
 //! - [`inventory`]: per-identity state (credentials, grants, baselines, owners, vendors),
 //!   applied as a merge by event time, forgotten once ended (`inventory::forget`), its
-//!   snapshots as Arrow rows, and activity rows enriched with the state at event time.
+//!   snapshots as Arrow rows, and activity rows enriched with the state at event time;
+//!   posture counts for the gauges kept as it changes (`inventory::posture`).
 //! - [`engine`]: rules as data — `queries/*.sql` with a metadata header, planned once with
 //!   DataFusion over swappable Arrow tables, re-executed per evaluation batch; each state
 //!   rule's footprint of activity timestamps read from its plan (`engine::footprint`).

@@ -2,7 +2,7 @@
 //! explicit registry. Labels are bounded (topic, reason, rule, severity, status); known
 //! label values start at zero so dashboards see every series from the first scrape.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus::core::Collector;
@@ -14,7 +14,6 @@ use prometheus::{
 use crate::alert::{Alert, Status};
 use crate::engine::rule::{Posture, Rule};
 use crate::event::Reason;
-use crate::inventory::CredentialStatus;
 use crate::pipeline::{Pipeline, Stats};
 
 /// Buckets of rule and evaluation durations: 100 µs to 10 s.
@@ -54,8 +53,6 @@ pub struct Metrics {
     pub rotation_overdue_ratio: Gauge,
     pub without_owner_pair: IntGauge,
     pub recertification_overdue: IntGauge,
-    /// Stats already counted, so counters advance by the difference.
-    counted: Mutex<Stats>,
 }
 
 /// Registers `metric` (built from valid, unique names: a failure is a bug here).
@@ -255,7 +252,6 @@ impl Metrics {
                 "nhi_drift_identities_recertification_overdue",
                 "Identities past their recertification cadence (open NHI-GOV-002 findings).",
             ),
-            counted: Mutex::new(Stats::default()),
             registry: r,
         };
         let build = int_gauge_vec(
@@ -339,7 +335,7 @@ impl Metrics {
     }
 
     /// Observes one evaluation batch: its total time and each rule's.
-    pub fn evaluation(&self, took: Duration, rules: &[(String, Duration)]) {
+    pub fn evaluation(&self, took: Duration, rules: &BTreeMap<String, Duration>) {
         self.evaluation_duration.observe(took.as_secs_f64());
         for (rule, t) in rules {
             self.rule_duration
@@ -348,27 +344,21 @@ impl Metrics {
         }
     }
 
-    /// Brings the pipeline counters and the posture gauges up to date.
-    pub fn sync(&self, pipeline: &Pipeline) {
-        let stats = pipeline.stats();
-        if let Ok(mut counted) = self.counted.lock() {
-            for (reason, n) in &stats.rejected {
-                let before = counted.rejected.get(reason).copied().unwrap_or(0);
-                self.events_rejected
-                    .with_label_values(&[reason.as_str()])
-                    .inc_by(n.saturating_sub(before));
-            }
-            self.events_late
-                .inc_by(stats.late.saturating_sub(counted.late));
-            self.events_duplicate
-                .inc_by(stats.duplicates.saturating_sub(counted.duplicates));
-            self.evaluations
-                .inc_by(stats.evaluations.saturating_sub(counted.evaluations));
-            counted.rejected = stats.rejected.clone();
-            counted.late = stats.late;
-            counted.duplicates = stats.duplicates;
-            counted.evaluations = stats.evaluations;
+    /// Advances the counters by the pipeline's counts since they were last taken
+    /// ([`Pipeline::take_counts`]).
+    pub fn count(&self, counts: &Stats) {
+        for (reason, n) in &counts.rejected {
+            self.events_rejected
+                .with_label_values(&[reason.as_str()])
+                .inc_by(*n);
         }
+        self.events_late.inc_by(counts.late);
+        self.events_duplicate.inc_by(counts.duplicates);
+        self.evaluations.inc_by(counts.evaluations);
+    }
+
+    /// Brings the gauges up to date from the pipeline.
+    pub fn sync(&self, pipeline: &Pipeline) {
         let seconds = |t: i64| t as f64 / 1e6;
         if let Some(w) = pipeline.watermark() {
             self.watermark.set(seconds(w));
@@ -376,22 +366,15 @@ impl Metrics {
         if let Some(t) = pipeline.max_event_time() {
             self.last_event.set(seconds(t));
         }
+        // Every gauge is kept up to date by the pipeline: reading them costs nothing,
+        // however large the inventory.
         let inventory = pipeline.inventory();
-        let now = pipeline.watermark().unwrap_or(i64::MIN);
         self.identities.set(inventory.identity_count() as i64);
         self.credentials.set(inventory.credential_count() as i64);
-        let active = inventory
-            .credentials()
-            .filter(|c| c.status_at(now) == CredentialStatus::Active)
-            .count() as i64;
+        let active = inventory.active_credentials() as i64;
         self.credentials_active.set(active);
-        self.without_owner_pair.set(
-            inventory
-                .identities()
-                .filter(|i| i.offboarded_at.is_none())
-                .filter(|i| i.business_owner.is_none() || i.technical_custodian.is_none())
-                .count() as i64,
-        );
+        self.without_owner_pair
+            .set(inventory.identities_without_owner_pair() as i64);
         let (mut overdue, mut recertification) = (0, 0);
         for ((rule, open), meta) in pipeline.open_alerts().into_iter().zip(pipeline.rules()) {
             self.open_alerts

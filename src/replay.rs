@@ -229,7 +229,7 @@ pub async fn replay_inputs(
             if pipeline.should_flush() {
                 let alerts = pipeline.flush().await?;
                 sinks.alerts(&alerts)?;
-                progress(pipeline.stats(), bytes_read);
+                progress(&pipeline.stats(), bytes_read);
             }
         }
     }
@@ -241,7 +241,7 @@ pub async fn replay_inputs(
         out.flush().map_err(ReplayError::Write)?;
     }
     Ok(Summary {
-        stats: pipeline.stats().clone(),
+        stats: pipeline.stats(),
         elapsed: started.elapsed(),
         files: files.len(),
     })

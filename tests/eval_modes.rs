@@ -57,6 +57,15 @@ impl Pipelines {
         for (mode, batch, pipeline) in &mut self.runs {
             pipeline.reset();
             let (alerts, stats) = replay_in(pipeline, &self.config, files, as_of).await;
+            let inventory = pipeline.inventory();
+            assert_eq!(
+                (
+                    inventory.active_credentials(),
+                    inventory.identities_without_owner_pair()
+                ),
+                inventory.posture_from_scratch(),
+                "{what}, {mode:?}, batch {batch}: the kept posture counts differ from a recount"
+            );
             let run = Run { alerts, stats };
             match mode {
                 EvalMode::Eager => eager = Some(run),

@@ -93,6 +93,21 @@ pub struct Lifecycle {
     /// Dedup entries after the last sweep of the passed ones.
     #[serde(skip)]
     windows_swept: usize,
+    /// Open state alerts per rule index, kept with `open` (counted afresh on restore).
+    #[serde(skip)]
+    open_counts: Vec<usize>,
+}
+
+/// Counts one alert of `rule` opened (`true`) or resolved.
+fn counted(counts: &mut Vec<usize>, rule: usize, opened: bool) {
+    if counts.len() <= rule {
+        counts.resize(rule + 1, 0);
+    }
+    if opened {
+        counts[rule] += 1;
+    } else {
+        counts[rule] = counts[rule].saturating_sub(1);
+    }
 }
 
 /// The open alerts as `[identity, [[key, [finding, text]], …]]` lists.
@@ -137,6 +152,15 @@ impl Lifecycle {
     pub fn set_settings(&mut self, dedup_period: Micros, window: Micros) {
         self.dedup_period = dedup_period;
         self.window = window.max(1);
+        self.recount();
+    }
+
+    /// Counts the open alerts per rule afresh (after a restore or a renumbering).
+    fn recount(&mut self) {
+        self.open_counts.clear();
+        for (rule, _) in self.open.values().flat_map(|m| m.keys()) {
+            counted(&mut self.open_counts, *rule, true);
+        }
     }
 
     /// The end of the window in which a candidate due at `at` is judged: the first window
@@ -164,6 +188,7 @@ impl Lifecycle {
                 .collect();
         }
         self.open.retain(|_, alerts| !alerts.is_empty());
+        self.recount();
         self.windows = std::mem::take(&mut self.windows)
             .into_iter()
             .filter_map(|((rule, identity, key), v)| Some(((new(rule)?, identity, key), v)))
@@ -181,12 +206,8 @@ impl Lifecycle {
 
     /// Open state alerts per rule index.
     pub fn open_state_counts(&self, rules: usize) -> Vec<usize> {
-        let mut counts = vec![0; rules];
-        for (rule, _) in self.open.values().flat_map(|m| m.keys()) {
-            if let Some(c) = counts.get_mut(*rule) {
-                *c += 1;
-            }
-        }
+        let mut counts = self.open_counts.clone();
+        counts.resize(rules, 0);
         counts
     }
 
@@ -324,6 +345,7 @@ impl Lifecycle {
             let text = render(&finding);
             out.push(make_alert(rules, &finding, &text, Status::Open, now, owner));
             open.insert((rule, key), (finding, text));
+            counted(&mut self.open_counts, rule, true);
         }
     }
 
@@ -354,6 +376,16 @@ impl Lifecycle {
         }
         self.candidates.clear();
         self.owners.clear();
+        #[cfg(debug_assertions)]
+        {
+            let kept = self.open_counts.clone();
+            self.recount();
+            let trim = |c: &[usize]| c.iter().rposition(|&n| n > 0).map_or(0, |i| i + 1);
+            debug_assert_eq!(
+                kept[..trim(&kept)],
+                self.open_counts[..trim(&self.open_counts)]
+            );
+        }
         wake
     }
 
@@ -376,6 +408,7 @@ impl Lifecycle {
             self.touched.insert(identity.clone());
         }
         let open = self.open.entry(identity.clone()).or_default();
+        let counts = &mut self.open_counts;
         if let Some((old, _)) = self.candidates.remove(&identity) {
             for f in old {
                 // Only candidates due within the batch were queued.
@@ -401,6 +434,7 @@ impl Lifecycle {
                     now,
                     owner.clone(),
                 ));
+                counted(counts, *rule, false);
             }
             holds
         });
@@ -420,6 +454,7 @@ impl Lifecycle {
                     owner.clone(),
                 ));
                 open.insert(local, (finding.clone(), text));
+                counted(counts, finding.rule, true);
             } else if finding.due_at() <= self.horizon {
                 self.due.insert((
                     finding.due_at(),

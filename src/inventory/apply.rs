@@ -25,6 +25,31 @@ impl Inventory {
         if late && !self.knows(event) {
             return;
         }
+        let pairing = event.identity.as_deref().map(|n| (n, self.is_unpaired(n)));
+        self.apply_body(event, judging);
+        if let Some((name, before)) = pairing {
+            self.pairing_changed(name, before);
+        }
+        // The credentials whose end may have changed.
+        let (first, second) = match &event.body {
+            Body::CredentialIssued { credential, .. } | Body::CredentialRevoked { credential } => {
+                (Some(credential), None)
+            }
+            Body::CredentialRotated {
+                credential,
+                new_credential,
+                ..
+            } => (Some(credential), new_credential.as_ref()),
+            _ => (None, None),
+        };
+        for id in [first, second].into_iter().flatten() {
+            if let Some(slot) = self.credentials.slot_of(id) {
+                self.end_changed(slot);
+            }
+        }
+    }
+
+    fn apply_body(&mut self, event: &Event, judging: &mut dyn Judging) {
         let t = event.time;
         match &event.body {
             Body::PrincipalDeparted { principal } => {

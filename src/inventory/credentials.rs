@@ -69,6 +69,11 @@ impl Credentials {
         self.slot_of(id).is_some()
     }
 
+    /// Slots in use or free: every slot is below this.
+    pub fn slot_count(&self) -> Slot {
+        self.slots.len as Slot
+    }
+
     /// Credential `id`.
     pub fn get(&self, id: &str) -> Option<&CredentialState> {
         self.slot_of(id).and_then(|s| self.at(s))

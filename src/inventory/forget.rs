@@ -104,6 +104,9 @@ impl Inventory {
         let slot = self.credentials.slot_of(id);
         // Keep its span in the owner's holding history before it goes.
         self.holding_since(&owner, now);
+        if let Some(slot) = slot {
+            self.uncount(slot);
+        }
         self.credentials.remove(id);
         if let Some(identity) = self.identities.get_mut(&owner) {
             identity.credentials.retain(|&c| Some(c) != slot);
@@ -148,6 +151,7 @@ impl Inventory {
         };
         for &slot in &identity.credentials {
             if let Some(id) = self.credentials.at(slot).map(|c| c.id.clone()) {
+                self.uncount(slot);
                 self.credentials.remove(&id);
             }
         }

@@ -12,6 +12,7 @@ pub mod enrich;
 mod forget;
 mod moment;
 mod name;
+mod posture;
 pub mod snapshot;
 
 use std::cmp::Reverse;
@@ -258,6 +259,9 @@ pub struct Inventory {
     /// `inventory.forget_after`; `None` keeps everything.
     #[serde(skip)]
     forget_after: Option<Micros>,
+    /// Counts for the metrics, kept as things change (counted afresh on restore).
+    #[serde(skip)]
+    posture: posture::Posture,
 }
 
 impl Inventory {

@@ -156,7 +156,10 @@ pub struct Pipeline {
     readers: Readers,
     batch: Batch,
     last_eval: Option<Micros>,
+    /// Counts since they were last taken ([`Pipeline::take_counts`]).
     stats: Stats,
+    /// Counts taken before.
+    taken: Stats,
     late: BTreeMap<u32, LateTally>,
 }
 
@@ -185,6 +188,7 @@ impl Pipeline {
             batch: Batch::default(),
             last_eval: None,
             stats: Stats::default(),
+            taken: Stats::default(),
             late: BTreeMap::new(),
         })
     }
@@ -203,6 +207,7 @@ impl Pipeline {
         self.batch = Batch::default();
         self.last_eval = None;
         self.stats = Stats::default();
+        self.taken = Stats::default();
         self.late = BTreeMap::new();
     }
 
@@ -212,8 +217,18 @@ impl Pipeline {
     }
 
     /// Counters so far.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn stats(&self) -> Stats {
+        let mut all = self.taken.clone();
+        all.add(&self.stats);
+        all
+    }
+
+    /// The counts since they were last taken: what the service adds to its metrics after
+    /// each flush, so they advance by deltas and never by differences of totals.
+    pub fn take_counts(&mut self) -> Stats {
+        let fresh = std::mem::take(&mut self.stats);
+        self.taken.add(&fresh);
+        fresh
     }
 
     /// The inventory (read-only).
@@ -381,6 +396,7 @@ impl Pipeline {
                 (None, _) => break,
             }
         }
+        self.inventory.count_until(limit);
     }
 
     /// The window end at which the earliest timer is judged: the end of the window it

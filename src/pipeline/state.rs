@@ -216,6 +216,8 @@ impl Pipeline {
         self.windows = windows;
         self.inventory = state.inventory;
         self.inventory.share_names();
+        let watermark = self.clock.watermark();
+        self.inventory.recount_posture(watermark);
         self.inventory.set_forget_after(self.options.forget_after);
         self.lifecycle = lifecycle;
         self.last_eval = state.last_eval;

@@ -38,6 +38,31 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Stats) {
+        self.read += other.read;
+        for (k, n) in &other.accepted {
+            *self.accepted.entry(*k).or_default() += n;
+        }
+        for (k, n) in &other.rejected {
+            *self.rejected.entry(*k).or_default() += n;
+        }
+        self.duplicates += other.duplicates;
+        self.late += other.late;
+        self.after_as_of += other.after_as_of;
+        self.evaluations += other.evaluations;
+        self.snapshots += other.snapshots;
+        self.deferred += other.deferred;
+        self.repaired += other.repaired;
+        self.forgotten += other.forgotten;
+        for (k, n) in &other.alerts {
+            *self.alerts.entry(k.clone()).or_default() += n;
+        }
+        for (k, t) in &other.rule_time {
+            *self.rule_time.entry(k.clone()).or_default() += *t;
+        }
+    }
+
     /// Total accepted events.
     pub fn accepted_total(&self) -> u64 {
         self.accepted.values().sum()

@@ -342,6 +342,7 @@ impl Service {
                         self.complete_checkpoint().await?;
                     }
                     self.report_late(false);
+                    self.metrics.count(&self.pipeline.take_counts());
                     self.metrics.sync(&self.pipeline);
                     self.metrics
                         .checkpoint_age
@@ -423,25 +424,13 @@ impl Service {
 
     /// Runs waiting evaluations and queues their alerts.
     async fn flush(&mut self) -> Result<(), ServiceError> {
-        let before = self.pipeline.stats().rule_time.clone();
         let started = Instant::now();
         let alerts = self.pipeline.flush().await?;
         let took = started.elapsed();
-        let rules: Vec<(String, Duration)> = self
-            .pipeline
-            .stats()
-            .rule_time
-            .iter()
-            .map(|(rule, t)| {
-                (
-                    rule.clone(),
-                    *t - before.get(rule).copied().unwrap_or_default(),
-                )
-            })
-            .filter(|(_, t)| !t.is_zero())
-            .collect();
-        if !rules.is_empty() {
-            self.metrics.evaluation(took, &rules);
+        let counts = self.pipeline.take_counts();
+        self.metrics.count(&counts);
+        if !counts.rule_time.is_empty() {
+            self.metrics.evaluation(took, &counts.rule_time);
         }
         let topic = Arc::clone(&self.alerts_topic);
         for alert in alerts {
