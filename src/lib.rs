@@ -25,7 +25,8 @@
 //! - [`service`]: `nhi-drift run` — Kafka consumer thread, producer, checkpoints,
 //!   embedded broker, `/healthz` `/readyz` `/metrics`, and the adapted `[[sources]]`
 //!   topics (`service::adapted`).
-//! - [`produce`]: `nhi-drift produce` — fixtures to their topics.
+//! - [`produce`]: `nhi-drift produce` — fixtures to their topics, partitioned as the
+//!   Java clients partition.
 //! - [`fixtures`]: rule fixtures (`tests/fixtures/rules/<RULE-ID>/<case>/`) for
 //!   `rules test` and the test suite.
 //! - [`generate`]: the deterministic synthetic event stream of `nhi-drift generate`.

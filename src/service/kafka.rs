@@ -83,6 +83,22 @@ pub fn client_config(brokers: &str, properties: &BTreeMap<String, String>) -> Cl
     cfg
 }
 
+/// librdkafka's partitioner for keyed records that Java clients use (murmur2 of the key,
+/// modulo the partition count), so records keyed by `identity` land on the partition a
+/// Java or Kafka Streams producer would pick (contract §8). librdkafka's own default
+/// (`consistent_random`, CRC32) picks other partitions.
+pub const JAVA_PARTITIONER: &str = "murmur2_random";
+
+/// Settings of a producer writing keyed records: [`client_config`] with the Java clients'
+/// partitioner unless `kafka.properties` names another.
+pub fn producer_config(brokers: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
+    let mut cfg = client_config(brokers, properties);
+    if !properties.contains_key("partitioner") {
+        cfg.set("partitioner", JAVA_PARTITIONER);
+    }
+    cfg
+}
+
 /// The in-process Kafka-protocol broker (librdkafka's mock cluster) on loopback.
 pub struct EmbeddedBroker {
     cluster: MockCluster<'static, DefaultProducerContext>,
@@ -106,3 +122,18 @@ impl EmbeddedBroker {
 
 /// How long clients wait for the broker on shutdown.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producers_partition_as_java_clients_unless_told_otherwise() {
+        let mut properties = BTreeMap::new();
+        let cfg = producer_config("localhost:9092", &properties);
+        assert_eq!(cfg.get("partitioner"), Some(JAVA_PARTITIONER));
+        properties.insert("partitioner".to_owned(), "consistent_random".to_owned());
+        let cfg = producer_config("localhost:9092", &properties);
+        assert_eq!(cfg.get("partitioner"), Some("consistent_random"));
+    }
+}

@@ -38,7 +38,7 @@ use crate::throttle::Throttle;
 use checkpoint::CheckpointError;
 use client_log::ClientLog;
 use health::Health;
-use kafka::{EMBEDDED, EmbeddedBroker, TopicNames, client_config};
+use kafka::{EMBEDDED, EmbeddedBroker, TopicNames, client_config, producer_config};
 use sink::Sink;
 use source::{Context, Input, Record, Source};
 
@@ -167,7 +167,7 @@ pub async fn run(
     }
     health.set_restored();
 
-    let base = client_config(&brokers, &config.kafka.properties);
+    let base = producer_config(&brokers, &config.kafka.properties);
     let mut consumer_config = client_config(&brokers, &BTreeMap::new());
     consumer_config
         // A restarted instance waits for its killed predecessor's session to expire
