@@ -23,8 +23,9 @@
 //!   evaluation: uses that can only delay a finding skip re-judging their identity.
 //! - [`replay`]: the file source and sinks of `nhi-drift replay`.
 //! - [`service`]: `nhi-drift run` — Kafka consumer thread, producer, checkpoints,
-//!   embedded broker, `/healthz` `/readyz` `/metrics`, and the adapted `[[sources]]`
-//!   topics (`service::adapted`).
+//!   embedded broker, `/healthz` `/readyz` `/metrics`, the adapted `[[sources]]`
+//!   topics (`service::adapted`), and the input topics' partition-count check
+//!   (`service::partitions`).
 //! - [`produce`]: `nhi-drift produce` — fixtures to their topics, partitioned as the
 //!   Java clients partition.
 //! - [`fixtures`]: rule fixtures (`tests/fixtures/rules/<RULE-ID>/<case>/`) for

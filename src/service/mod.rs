@@ -7,7 +7,8 @@
 //! writes the pipeline state with the next offset of every partition ([`checkpoint`]) and
 //! only then commits those offsets. A restart restores the state and seeks each partition
 //! to its checkpointed offset, so the records after it are read again and produce the same
-//! alert ids (at-least-once in, idempotent out).
+//! alert ids (at-least-once in, idempotent out). Input topics whose partition counts
+//! differ are not read at all ([`partitions`]).
 
 pub mod adapted;
 pub mod checkpoint;
@@ -15,6 +16,7 @@ pub mod client_log;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod partitions;
 pub mod sink;
 pub mod source;
 
