@@ -28,6 +28,8 @@
 //!   (`service::partitions`).
 //! - [`produce`]: `nhi-drift produce` — fixtures to their topics, partitioned as the
 //!   Java clients partition.
+//! - [`broker`]: `nhi-drift broker` — the embedded broker as a standalone development
+//!   process, with a relay for `--listen`.
 //! - [`fixtures`]: rule fixtures (`tests/fixtures/rules/<RULE-ID>/<case>/`) for
 //!   `rules test` and the test suite.
 //! - [`generate`]: the deterministic synthetic event stream of `nhi-drift generate`.
@@ -40,6 +42,7 @@
 
 pub mod adapt;
 pub mod alert;
+pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
