@@ -43,6 +43,16 @@ pub struct Cli {
 pub enum Command {
     /// The service: consume the input topics, detect, produce alerts and dead letters.
     Run,
+    /// A standalone development broker (the embedded one of `run`) with the topics
+    /// created; prints its address. Memory only: nothing survives its exit.
+    Broker {
+        /// Address to serve and advertise to clients (default: a free loopback port).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// Partitions per topic (default: kafka.embedded_partitions).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: Option<i32>,
+    },
     /// Publish recorded .jsonl fixtures to Kafka, each event to its type's topic.
     Produce {
         /// Files or directories of .jsonl events, sent in order.
@@ -237,6 +247,21 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
     })
 }
 
+/// Completes at the first SIGINT or SIGTERM. Call inside the runtime.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "stopping");
+    })
+}
+
 /// The error and its causes, each said once: the library's errors already include their
 /// source's text in their own message, so a cause whose text is already there is skipped.
 fn render_error(error: &anyhow::Error) -> String {
@@ -293,6 +318,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(async {
                 let shutdown = shutdown_signal()?;
                 crate::service::run(&config, rules, shutdown).await?;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Broker { listen, partitions } => {
+            let options = crate::broker::Options { listen, partitions };
+            runtime.block_on(async {
+                let stop = stop_signal()?;
+                let ready = |address: &str| {
+                    // One line a script can parse; stdout carries nothing else.
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "broker listening on {address}");
+                    let _ = out.flush();
+                };
+                crate::broker::serve(&config, &options, ready, stop).await?;
                 anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)

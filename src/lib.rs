@@ -24,9 +24,13 @@
 //!   evaluation: uses that can only delay a finding skip re-judging their identity.
 //! - [`replay`]: the file source and sinks of `nhi-drift replay`.
 //! - [`service`]: `nhi-drift run` — Kafka consumer thread, producer, checkpoints,
-//!   embedded broker, `/healthz` `/readyz` `/metrics`, and the adapted `[[sources]]`
-//!   topics (`service::adapted`).
-//! - [`produce`]: `nhi-drift produce` — fixtures to their topics.
+//!   embedded broker, `/healthz` `/readyz` `/metrics`, the adapted `[[sources]]`
+//!   topics (`service::adapted`), and the input topics' partition-count check
+//!   (`service::partitions`).
+//! - [`produce`]: `nhi-drift produce` — fixtures to their topics, partitioned as the
+//!   Java clients partition.
+//! - [`broker`]: `nhi-drift broker` — the embedded broker as a standalone development
+//!   process, with a relay for `--listen`.
 //! - [`fixtures`]: rule fixtures (`tests/fixtures/rules/<RULE-ID>/<case>/`) for
 //!   `rules test` and the test suite.
 //! - [`generate`]: the deterministic synthetic event stream of `nhi-drift generate`.
@@ -47,6 +51,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod adapt;
 pub mod alert;
+pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,7 +1,10 @@
 //! `nhi-drift produce`: publishes recorded `.jsonl` fixtures to Kafka, each line to the
-//! input topic of its event type (contract §1), keyed by its `identity`. Lines whose type
-//! cannot be read (malformed records, kept in fixtures on purpose) go to the identity
-//! topic, where the service dead-letters them.
+//! input topic of its event type (contract §1), keyed by its `identity`. Keyed records are
+//! partitioned as the Java clients do it (murmur2 of the key, unless `kafka.properties`
+//! sets `partitioner`), so an identity's events get the same partition number on every
+//! input topic as any Java or Kafka Streams producer would give them (contract §8). Lines
+//! whose type cannot be read (malformed records, kept in fixtures on purpose) go to the
+//! identity topic, where the service dead-letters them.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -17,7 +20,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::event::{EventType, TopicRole};
 use crate::replay::input_files;
-use crate::service::kafka::{EMBEDDED, TopicNames, client_config};
+use crate::service::kafka::{EMBEDDED, TopicNames, producer_config};
 
 /// Why producing failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +100,7 @@ pub fn produce(
         return Err(ProduceError::Embedded);
     }
     let topics = TopicNames::from_config(config);
-    let producer: BaseProducer<Deliveries> = client_config(brokers, &config.kafka.properties)
+    let producer: BaseProducer<Deliveries> = producer_config(brokers, &config.kafka.properties)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "20")

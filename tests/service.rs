@@ -470,3 +470,48 @@ fn an_older_checkpoint_format_is_refused_with_what_to_do() {
         "says why: {error}"
     );
 }
+
+#[test]
+fn input_topics_with_different_partition_counts_are_refused() {
+    let scratch = Scratch::new("mismatch");
+    let broker = Broker::start(&[]);
+    let counts = [("identity", 3), ("credential", 2), ("toolcall", 3)];
+    for (topic, partitions) in counts.iter().chain(&[("alerts", 1), ("deadletter", 1)]) {
+        broker
+            .cluster
+            .create_topic(&format!("mismatch.{topic}"), *partitions, 1)
+            .expect("topic");
+    }
+    broker.publish(Path::new("examples/scenario.jsonl"), "mismatch.identity");
+    let bootstrap = broker.bootstrap();
+    let run = settings(&bootstrap, &scratch, "mismatch");
+    let service = Service::start(&run);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut refused = None;
+    while refused.is_none() && Instant::now() < deadline {
+        if let Some((503, body)) = service.get("/readyz")
+            && body.contains("partition count")
+        {
+            refused = Some(body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let refused = refused.unwrap_or_else(|| panic!("readyz: {}", service.log_text()));
+    let named = "mismatch.identity has 3, mismatch.credential has 2, mismatch.toolcall has 3";
+    assert!(
+        refused.contains(named),
+        "readyz names the counts: {refused}"
+    );
+    assert!(
+        service
+            .log_text()
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains(named)),
+        "the refusal is logged as an error: {}",
+        service.log_text()
+    );
+    // The check comes before the first poll: nothing was read.
+    assert_eq!(service.consumed(), Some(0));
+    service.terminate();
+}

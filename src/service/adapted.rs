@@ -23,7 +23,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
 use super::health::Health;
-use super::kafka::{TopicNames, client_config};
+use super::kafka::{TopicNames, client_config, producer_config};
 use crate::adapt::{AdaptConfig, Context, Format, SkipReason, adapt_bytes};
 use crate::config::Config;
 use crate::event::{Decoder, EventType};
@@ -68,7 +68,7 @@ impl Bridge {
         let consumer: BaseConsumer = consumer_config.create()?;
         let names: Vec<&str> = config.sources.iter().map(|s| s.topic.as_str()).collect();
         consumer.subscribe(&names)?;
-        let producer: BaseProducer = client_config(brokers, &config.kafka.properties).create()?;
+        let producer: BaseProducer = producer_config(brokers, &config.kafka.properties).create()?;
         tracing::info!(topics = %names.join(","), "consuming adapted sources");
         let work = Work {
             formats: config

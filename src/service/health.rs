@@ -15,6 +15,8 @@ pub struct Health {
     assigned: AtomicUsize,
     restored: AtomicBool,
     idle: AtomicBool,
+    /// Why the service refuses to consume (a setup error only an operator can fix).
+    refused: Mutex<Option<String>>,
     /// The latest broker or delivery problem, and the latest success after any problem.
     problem: Mutex<(Option<(Instant, String)>, Instant)>,
 }
@@ -26,6 +28,7 @@ impl Default for Health {
             assigned: AtomicUsize::new(0),
             restored: AtomicBool::new(false),
             idle: AtomicBool::new(false),
+            refused: Mutex::new(None),
             problem: Mutex::new((None, Instant::now())),
         }
     }
@@ -60,6 +63,18 @@ impl Health {
         self.idle.load(Ordering::Relaxed)
     }
 
+    /// The service refuses to consume, and why (`None`: it no longer does).
+    pub fn set_refused(&self, why: Option<String>) {
+        if let Ok(mut refused) = self.refused.lock() {
+            *refused = why;
+        }
+    }
+
+    /// Whether the service refuses to consume.
+    pub fn is_refused(&self) -> bool {
+        self.refused.lock().is_ok_and(|r| r.is_some())
+    }
+
     /// A broker or delivery problem.
     pub fn broker_error(&self, what: &str) {
         self.problem(format!("broker: {what}"));
@@ -90,6 +105,12 @@ impl Health {
         }
         if !self.restored.load(Ordering::Relaxed) {
             return Some("restoring state".into());
+        }
+        // A setup error stands however healthy the broker is.
+        if let Ok(refused) = self.refused.lock()
+            && let Some(why) = refused.as_ref()
+        {
+            return Some(why.clone());
         }
         // A broker problem explains missing partitions too, so it is named first.
         if let Ok(p) = self.problem.lock()
@@ -133,5 +154,20 @@ mod tests {
             Some("broker unreachable: 1/1 brokers are down"),
             "the broker is why no partitions are assigned"
         );
+    }
+
+    #[test]
+    fn a_refusal_is_the_reason_until_it_is_lifted() {
+        let h = Health::default();
+        h.set_restored();
+        h.set_assigned(3);
+        h.set_refused(Some("input partition counts differ".into()));
+        h.ok();
+        assert_eq!(
+            h.not_ready().as_deref(),
+            Some("input partition counts differ")
+        );
+        h.set_refused(None);
+        assert_eq!(h.not_ready(), None);
     }
 }

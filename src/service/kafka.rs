@@ -2,11 +2,14 @@
 //! mapping from (topic, partition, offset) to the pipeline's streams and total order.
 
 use std::collections::BTreeMap;
+use std::ffi::CString;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+#[cfg(doc)]
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseProducer, Producer};
 
 use crate::config::Config;
 use crate::event::TopicRole;
@@ -83,26 +86,118 @@ pub fn client_config(brokers: &str, properties: &BTreeMap<String, String>) -> Cl
     cfg
 }
 
-/// The in-process Kafka-protocol broker (librdkafka's mock cluster) on loopback.
+/// librdkafka's partitioner for keyed records that Java clients use (murmur2 of the key,
+/// modulo the partition count), so records keyed by `identity` land on the partition a
+/// Java or Kafka Streams producer would pick (contract §8). librdkafka's own default
+/// (`consistent_random`, CRC32) picks other partitions.
+pub const JAVA_PARTITIONER: &str = "murmur2_random";
+
+/// Settings of a producer writing keyed records: [`client_config`] with the Java clients'
+/// partitioner unless `kafka.properties` names another.
+pub fn producer_config(brokers: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
+    let mut cfg = client_config(brokers, properties);
+    if !properties.contains_key("partitioner") {
+        cfg.set("partitioner", JAVA_PARTITIONER);
+    }
+    cfg
+}
+
+/// The in-process Kafka-protocol broker (librdkafka's mock cluster), listening on a
+/// loopback port of its own choosing. It keeps records in memory only, at most 5 MiB or
+/// 100 000 produce batches per partition (older batches are dropped).
 pub struct EmbeddedBroker {
-    cluster: MockCluster<'static, DefaultProducerContext>,
+    /// The client owning the cluster: created with `test.mock.num.brokers`, so the cluster
+    /// lives (and is destroyed) with it and its native handle can be reached, which
+    /// [`MockCluster::new`] keeps private.
+    owner: BaseProducer,
+    /// Where the cluster itself listens (`127.0.0.1:port`), whatever it advertises.
+    listening: String,
+    /// The address it gives clients (librdkafka computes its own bootstrap list once, at
+    /// creation, so an advertised address is kept here).
+    advertised: String,
 }
 
 impl EmbeddedBroker {
     /// Starts one broker and creates `topics` with `partitions` partitions each.
-    pub fn start(topics: &[&str], partitions: i32) -> rdkafka::error::KafkaResult<Self> {
-        let cluster = MockCluster::new(1)?;
-        for topic in topics {
-            cluster.create_topic(topic, partitions, 1)?;
-        }
-        Ok(EmbeddedBroker { cluster })
+    pub fn start(topics: &[&str], partitions: i32) -> KafkaResult<Self> {
+        let owner: BaseProducer = ClientConfig::new()
+            .set("test.mock.num.brokers", "1")
+            .create()?;
+        let listening = {
+            let cluster = owner
+                .client()
+                .mock_cluster()
+                .ok_or(KafkaError::MockCluster(RDKafkaErrorCode::Fail))?;
+            for topic in topics {
+                cluster.create_topic(topic, partitions, 1)?;
+            }
+            cluster.bootstrap_servers()
+        };
+        Ok(EmbeddedBroker {
+            owner,
+            advertised: listening.clone(),
+            listening,
+        })
     }
 
-    /// Its bootstrap address (`127.0.0.1:port`).
+    /// Its bootstrap address as clients are told it: where it listens, or what
+    /// [`EmbeddedBroker::advertise`] set.
     pub fn bootstrap_servers(&self) -> String {
-        self.cluster.bootstrap_servers()
+        self.advertised.clone()
+    }
+
+    /// Where the broker itself accepts connections (`127.0.0.1:port`).
+    pub fn listening(&self) -> &str {
+        &self.listening
+    }
+
+    /// Makes the broker name `host:port` as its address in metadata and coordinator
+    /// answers, so clients reconnect there (a relay listening on it forwards to
+    /// [`EmbeddedBroker::listening`]). The mock cluster cannot bind a chosen address
+    /// itself: it always listens on a loopback port the kernel picks.
+    pub fn advertise(&mut self, host: &str, port: u16) -> KafkaResult<()> {
+        let c_host = CString::new(host)
+            .map_err(|_| KafkaError::MockCluster(RDKafkaErrorCode::InvalidArgument))?;
+        // SAFETY: the client pointer is valid while `owner` lives; the cluster it returns
+        // (checked for null) is owned by that client and destroyed only with it; the host
+        // is a NUL-terminated string the call copies; broker 1 is the only broker
+        // (`test.mock.num.brokers = 1`), and the call takes the cluster's lock.
+        unsafe {
+            let cluster =
+                rdkafka::bindings::rd_kafka_handle_mock_cluster(self.owner.client().native_ptr());
+            if cluster.is_null() {
+                return Err(KafkaError::MockCluster(RDKafkaErrorCode::Fail));
+            }
+            rdkafka::bindings::rd_kafka_mock_broker_set_host_port(
+                cluster,
+                1,
+                c_host.as_ptr(),
+                i32::from(port),
+            );
+        }
+        self.advertised = if host.as_bytes().contains(&b':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(())
     }
 }
 
 /// How long clients wait for the broker on shutdown.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producers_partition_as_java_clients_unless_told_otherwise() {
+        let mut properties = BTreeMap::new();
+        let cfg = producer_config("localhost:9092", &properties);
+        assert_eq!(cfg.get("partitioner"), Some(JAVA_PARTITIONER));
+        properties.insert("partitioner".to_owned(), "consistent_random".to_owned());
+        let cfg = producer_config("localhost:9092", &properties);
+        assert_eq!(cfg.get("partitioner"), Some("consistent_random"));
+    }
+}

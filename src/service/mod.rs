@@ -7,7 +7,8 @@
 //! writes the pipeline state with the next offset of every partition ([`checkpoint`]) and
 //! only then commits those offsets. A restart restores the state and seeks each partition
 //! to its checkpointed offset, so the records after it are read again and produce the same
-//! alert ids (at-least-once in, idempotent out).
+//! alert ids (at-least-once in, idempotent out). Input topics whose partition counts
+//! differ are not read at all ([`partitions`]).
 
 pub mod adapted;
 pub mod checkpoint;
@@ -15,6 +16,7 @@ pub mod client_log;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod partitions;
 pub mod sink;
 pub mod source;
 
@@ -38,7 +40,7 @@ use crate::throttle::Throttle;
 use checkpoint::CheckpointError;
 use client_log::ClientLog;
 use health::Health;
-use kafka::{EMBEDDED, EmbeddedBroker, TopicNames, client_config};
+use kafka::{EMBEDDED, EmbeddedBroker, TopicNames, client_config, producer_config};
 use sink::Sink;
 use source::{Context, Input, Record, Source};
 
@@ -167,7 +169,7 @@ pub async fn run(
     }
     health.set_restored();
 
-    let base = client_config(&brokers, &config.kafka.properties);
+    let base = producer_config(&brokers, &config.kafka.properties);
     let mut consumer_config = client_config(&brokers, &BTreeMap::new());
     consumer_config
         // A restarted instance waits for its killed predecessor's session to expire

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use super::client_log::{self, CLIENT_LOG_PERIOD, ClientLog};
 use super::health::Health;
 use super::kafka::{TopicNames, stream_of};
+use super::partitions::Guard;
 use crate::event::decode::Origin;
 use crate::event::{DeadLetter, Decoder, Event};
 use crate::metrics::Metrics;
@@ -118,6 +119,12 @@ impl ConsumerContext for Context {
                 tracing::info!(partitions = %list.join(" "), "partitions assigned");
                 match consumer.assign(tpl) {
                     Ok(()) => {
+                        // Refused input (see `partitions`) is assigned but not read.
+                        if self.health.is_refused()
+                            && let Err(error) = consumer.pause(tpl)
+                        {
+                            tracing::error!(%error, "pausing the input partitions");
+                        }
                         self.health.set_assigned(tpl.count());
                         self.set_assignment(
                             tpl.elements()
@@ -245,6 +252,10 @@ fn poll_loop(
         .iter()
         .map(|t| CString::new(t.as_str()).unwrap_or_default())
         .collect();
+    let mut guard = Guard::new(&topics.inputs);
+    if !guard.wait_until_equal(consumer, health) {
+        return;
+    }
     let mut partitions: BTreeMap<u32, Partition> = BTreeMap::new();
     let mut last_check = Instant::now();
     let mut consume_errors = Throttle::new(CLIENT_LOG_PERIOD);
@@ -366,6 +377,7 @@ fn poll_loop(
         } else if !failed {
             health.set_idle(true);
         }
+        guard.refresh(consumer, health);
         if last_check.elapsed() >= CATCH_UP_CHECK {
             last_check = Instant::now();
             let mut lag = [0i64; 3];

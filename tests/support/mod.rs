@@ -38,9 +38,11 @@ pub fn inputs(prefix: &str) -> [String; 3] {
     ["identity", "credential", "toolcall"].map(|t| format!("{prefix}.{t}"))
 }
 
-/// A broker with the topics of the given setups.
+/// A broker with the topics of the given setups, owned by the test; its clients are
+/// those of [`Kafka`].
 pub struct Broker {
     pub cluster: MockCluster<'static, DefaultProducerContext>,
+    kafka: Kafka,
 }
 
 impl Broker {
@@ -51,11 +53,32 @@ impl Broker {
                 cluster.create_topic(&topic, PARTITIONS, 1).expect("topic");
             }
         }
-        Broker { cluster }
+        let kafka = Kafka {
+            bootstrap: cluster.bootstrap_servers(),
+            partitions: PARTITIONS,
+        };
+        Broker { cluster, kafka }
     }
+}
 
+impl std::ops::Deref for Broker {
+    type Target = Kafka;
+
+    fn deref(&self) -> &Kafka {
+        &self.kafka
+    }
+}
+
+/// Clients of a broker at `bootstrap` whose topics have `partitions` partitions each
+/// (a [`Broker`] of the test, or one in another process).
+pub struct Kafka {
+    pub bootstrap: String,
+    pub partitions: i32,
+}
+
+impl Kafka {
     pub fn bootstrap(&self) -> String {
-        self.cluster.bootstrap_servers()
+        self.bootstrap.clone()
     }
 
     /// Publishes a fixture with `nhi-drift produce` to the inputs of setup `prefix`.
@@ -121,6 +144,17 @@ impl Broker {
 
     /// Every record of `topic` so far, as JSON, with its key.
     pub fn read_all(&self, topic: &str) -> Vec<(Option<String>, Value)> {
+        self.read_raw(topic)
+            .into_iter()
+            .map(|(_, key, payload)| {
+                let value = serde_json::from_slice(&payload).expect("record is JSON");
+                (key, value)
+            })
+            .collect()
+    }
+
+    /// Every record of `topic` so far, with its partition and key.
+    pub fn read_raw(&self, topic: &str) -> Vec<(i32, Option<String>, Vec<u8>)> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
             .set("group.id", "test-reader")
@@ -129,7 +163,7 @@ impl Broker {
             .expect("consumer");
         let mut tpl = TopicPartitionList::new();
         let mut end = 0;
-        for p in 0..PARTITIONS {
+        for p in 0..self.partitions {
             tpl.add_partition_offset(topic, p, Offset::Beginning)
                 .expect("tpl");
             let (_, high) = consumer
@@ -143,9 +177,8 @@ impl Broker {
         while (out.len() as i64) < end && Instant::now() < deadline {
             if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(200)) {
                 let key = msg.key().map(|k| String::from_utf8_lossy(k).into_owned());
-                let value = serde_json::from_slice(msg.payload().unwrap_or_default())
-                    .expect("record is JSON");
-                out.push((key, value));
+                let payload = msg.payload().unwrap_or_default().to_vec();
+                out.push((msg.partition(), key, payload));
             }
         }
         assert_eq!(out.len() as i64, end, "read every record of {topic}");
@@ -160,7 +193,7 @@ impl Broker {
             .expect("consumer");
         let mut out = BTreeMap::new();
         for topic in inputs(prefix) {
-            for p in 0..PARTITIONS {
+            for p in 0..self.partitions {
                 let (_, high) = consumer
                     .fetch_watermarks(&topic, p, Duration::from_secs(10))
                     .expect("watermarks");
@@ -178,7 +211,7 @@ impl Broker {
             .set("bootstrap.servers", self.bootstrap())
             .create()
             .expect("consumer");
-        (0..PARTITIONS)
+        (0..self.partitions)
             .map(|p| {
                 consumer
                     .fetch_watermarks(topic, p, Duration::from_secs(10))
@@ -589,7 +622,7 @@ fn input_of(line: &str) -> usize {
 
 /// Starts a service and waits until it has checkpointed every record of its setup's
 /// input topics with a settled watermark; the service keeps running.
-pub fn run_to_end(broker: &Broker, run: &RunSettings<'_>) -> Service {
+pub fn run_to_end(broker: &Kafka, run: &RunSettings<'_>) -> Service {
     let mut service = Service::start(run);
     service.wait_ready();
     finish_input(broker, run, &mut service);
@@ -597,7 +630,7 @@ pub fn run_to_end(broker: &Broker, run: &RunSettings<'_>) -> Service {
 }
 
 /// Waits until `service` has checkpointed every record of its setup's input topics.
-pub fn finish_input(broker: &Broker, run: &RunSettings<'_>, service: &mut Service) {
+pub fn finish_input(broker: &Kafka, run: &RunSettings<'_>, service: &mut Service) {
     wait_checkpointed(
         service,
         &run.state_dir,
