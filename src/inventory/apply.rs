@@ -25,9 +25,19 @@ impl Inventory {
         if late && !self.knows(event) {
             return;
         }
-        let pairing = event.identity.as_deref().map(|n| (n, self.is_unpaired(n)));
+        // Only owner assignments and offboardings change whether a known identity lacks
+        // an owner pair; any other event can only create the identity.
+        let reassigns = matches!(
+            event.body,
+            Body::OwnerAssigned { .. } | Body::Offboarded { .. }
+        );
+        let name = event.identity.as_deref();
+        let before = reassigns && name.is_some_and(|n| self.is_unpaired(n));
+        let identities = self.identities.len();
         self.apply_body(event, judging);
-        if let Some((name, before)) = pairing {
+        if let Some(name) = name
+            && (reassigns || self.identities.len() != identities)
+        {
             self.pairing_changed(name, before);
         }
         // The credentials whose end may have changed.
