@@ -398,6 +398,16 @@ impl Inventory {
         let name = self.shared(identity);
         self.wake_at.insert(name.clone(), at);
         self.wakeups.push(Reverse((at, name)));
+        // A replaced wake-up stays in the queue until its time comes; when those stale
+        // entries outnumber the live ones, the queue is rebuilt from the live ones, so
+        // it is bounded by the identities waiting, not by how often they were judged.
+        if self.wakeups.len() > 2 * self.wake_at.len() + 1024 {
+            self.wakeups = self
+                .wake_at
+                .iter()
+                .map(|(name, &at)| Reverse((at, name.clone())))
+                .collect();
+        }
     }
 
     /// Marks `identity` to be snapshotted at the next evaluation.

@@ -71,6 +71,29 @@ fn expiry_makes_the_identity_dirty_at_the_next_evaluation() {
 }
 
 #[test]
+fn replaced_wake_ups_do_not_pile_up() {
+    let mut inv = Inventory::new();
+    // Three identities judged again and again, each time due a little later.
+    for round in 0..10_000 {
+        for name in ["a", "b", "c"] {
+            inv.schedule_wake(100 * DAY + round, name);
+        }
+    }
+    assert!(
+        inv.wakeups.len() <= 2 * 3 + 1024 + 1,
+        "{} queued",
+        inv.wakeups.len()
+    );
+    inv.schedule_wake(5 * DAY, "b");
+    assert_eq!(inv.next_timer(), Some(5 * DAY));
+    assert_eq!(inv.take_dirty(5 * DAY).len(), 1);
+    assert_eq!(inv.next_timer(), Some(100 * DAY + 9_999));
+    let due: Vec<_> = inv.take_dirty(101 * DAY).into_iter().collect();
+    assert_eq!(due, ["a", "c"].map(Name::from));
+    assert_eq!(inv.next_timer(), None);
+}
+
+#[test]
 fn rotation_with_new_credential_retires_the_old_one() {
     let mut inv = Inventory::new();
     inv.apply(&issue("e1", DAY, "k1", None));
