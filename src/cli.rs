@@ -472,12 +472,20 @@ async fn replay_command(
         .collect();
     let files = input_files(&native)?;
     let (adapted, _) = adapt_groups(config, groups)?;
-    if files.is_empty() && adapted.is_empty() {
+    // A source file whose records were all skipped is a run with no events, not an error.
+    let mut adapted_files = 0;
+    for group in groups.iter().filter(|g| g.format != Format::Nhi) {
+        adapted_files += crate::adapt::input::input_files(&group.paths)?.len();
+    }
+    if files.is_empty() && adapted_files == 0 {
         let all: Vec<String> = groups
             .iter()
             .flat_map(|g| g.paths.iter().map(|p| p.display().to_string()))
             .collect();
-        bail!("no .jsonl files or adapted events under {}", all.join(", "));
+        bail!(
+            "no input files under {}: .jsonl files of events, or files of the --format given",
+            all.join(", ")
+        );
     }
     let mut inputs = Vec::new();
     if !adapted.is_empty() {
