@@ -232,8 +232,9 @@ pub fn map_record(format: Format, record: &Value, ctx: &Context<'_>) -> MapResul
 
 /// Field names (compared lowercased, as substrings) whose values never leave an adapter,
 /// not even in skipped output: tokens, secrets, passwords, private keys, tool arguments
-/// and results.
-const SCRUBBED: [&str; 9] = [
+/// and results, and the bodies of Kubernetes API objects (a Secret's `data` and
+/// `stringData` under names of the user's choosing, a ConfigMap's settings).
+const SCRUBBED: [&str; 13] = [
     "args",
     "token",
     "secret",
@@ -243,6 +244,10 @@ const SCRUBBED: [&str; 9] = [
     "arguments",
     "result",
     "value",
+    "requestobject",
+    "responseobject",
+    "stringdata",
+    "binarydata",
 ];
 
 /// Names (lowercased) of fields that hold secrets in the sources: an adapter copying a

@@ -201,3 +201,31 @@ fn service_account_lifecycle_and_stages() {
         SkipReason::InsufficientAuditLevel
     );
 }
+
+#[test]
+fn a_skipped_secret_write_keeps_none_of_the_secret() {
+    // A person creating a Secret is no NHI event: skipped, with the record as payload.
+    let line = event(
+        "alice@corp.example",
+        "create",
+        json!({"resource": "secrets", "namespace": "prod", "name": "db"}),
+        201,
+        json!({"requestObject": {"kind": "Secret", "metadata": {"name": "db"},
+                                 "data": {"db-pass": "c3VwZXJzZWNyZXQ="},
+                                 "stringData": {"api-key": "plain-secret-123"}},
+               "responseObject": {"kind": "Secret", "data": {"db-pass": "c3VwZXJzZWNyZXQ="}}}),
+    );
+    let adapted = super::adapt_with(Format::K8sAudit, &line, &super::config());
+    assert!(adapted.events.is_empty());
+    let [skip] = adapted.skipped.as_slice() else {
+        panic!("one skip: {:?}", adapted.skipped);
+    };
+    let written = skip.to_json(Format::K8sAudit).to_string();
+    for secret in ["c3VwZXJzZWNyZXQ=", "plain-secret-123"] {
+        assert!(!written.contains(secret), "{written}");
+    }
+    assert!(
+        written.contains("\\\"resource\\\":\\\"secrets\\\""),
+        "{written}"
+    );
+}
