@@ -394,10 +394,12 @@ fn create(path: &Path) -> Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 16, file))
 }
 
-/// The merged events of every adapted group, and each group's own outcome.
+/// The merged events of every adapted group, each group's own outcome, and how many
+/// files they read.
 type AdaptedGroups = (
     Vec<crate::adapt::AdaptedEvent>,
     Vec<(Format, crate::adapt::Adapted)>,
+    usize,
 );
 
 /// Adapts every group except the native one: the merged events sorted by time, and the
@@ -406,14 +408,16 @@ fn adapt_groups(config: &Config, groups: &[Group]) -> Result<AdaptedGroups> {
     let decoder = crate::adapt::decoder(config);
     let mut events = Vec::new();
     let mut per_format = Vec::new();
+    let mut files = 0;
     for group in groups.iter().filter(|g| g.format != Format::Nhi) {
-        let mut adapted = crate::adapt::input::adapt_group(group, &config.adapt, &decoder)?;
+        let (mut adapted, read) = crate::adapt::input::adapt_group(group, &config.adapt, &decoder)?;
         eprint!("{}", adapted.counts.render(group.format));
         events.append(&mut adapted.events);
         per_format.push((group.format, adapted));
+        files += read;
     }
     crate::adapt::sort_events(&mut events);
-    Ok((events, per_format))
+    Ok((events, per_format, files))
 }
 
 fn adapt_command(
@@ -425,7 +429,7 @@ fn adapt_command(
     if groups.iter().any(|g| g.format == Format::Nhi) {
         bail!("give --format before the paths it applies to (e.g. --format cloudtrail trail.json)");
     }
-    let (events, per_format) = adapt_groups(config, groups)?;
+    let (events, per_format, _) = adapt_groups(config, groups)?;
     let lines = crate::adapt::input::to_lines(&events);
     match out {
         Some(path) => {
@@ -471,12 +475,8 @@ async fn replay_command(
         .flat_map(|g| g.paths.iter().cloned())
         .collect();
     let files = input_files(&native)?;
-    let (adapted, _) = adapt_groups(config, groups)?;
+    let (adapted, _, adapted_files) = adapt_groups(config, groups)?;
     // A source file whose records were all skipped is a run with no events, not an error.
-    let mut adapted_files = 0;
-    for group in groups.iter().filter(|g| g.format != Format::Nhi) {
-        adapted_files += crate::adapt::input::input_files(&group.paths)?.len();
-    }
     if files.is_empty() && adapted_files == 0 {
         let all: Vec<String> = groups
             .iter()

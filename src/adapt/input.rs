@@ -70,15 +70,17 @@ pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     })
 }
 
-/// Adapts every file of `group`; the events come sorted (see [`sort_events`]).
+/// Adapts every file of `group`; the events come sorted (see [`sort_events`]). Also
+/// returns how many files were read.
 pub fn adapt_group(
     group: &Group,
     config: &AdaptConfig,
     decoder: &Decoder,
-) -> Result<Adapted, InputError> {
+) -> Result<(Adapted, usize), InputError> {
     let mut all = Adapted::default();
-    for file in input_files(&group.paths)? {
-        let bytes = std::fs::read(&file).map_err(|source| InputError::Read {
+    let files = input_files(&group.paths)?;
+    for file in &files {
+        let bytes = std::fs::read(file).map_err(|source| InputError::Read {
             path: file.display().to_string(),
             source,
         })?;
@@ -104,7 +106,7 @@ pub fn adapt_group(
     if group.format == Format::Cloudtrail {
         super::cloudtrail::end_deleted_role_sessions(&mut all.events, decoder);
     }
-    Ok(all)
+    Ok((all, files.len()))
 }
 
 /// The events as JSON lines.
