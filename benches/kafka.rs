@@ -213,7 +213,7 @@ fn consumed_records(port: u16) -> Option<i64> {
 
 fn checkpointed(dir: &Path) -> i64 {
     match nhi_drift::service::checkpoint::load(dir) {
-        Ok(Some(checkpoint)) => checkpoint.offsets.values().sum(),
+        Ok(Some(checkpoint)) => checkpoint.offsets().values().sum(),
         _ => 0,
     }
 }

@@ -86,7 +86,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // What a checkpoint of the final state costs: taking the state (the pipeline
         // pauses for this) and writing it as the service does.
         let taken = Instant::now();
-        let encoded = checkpoint::encode(&Default::default(), &pipeline.state()?)?;
+        let encoded = checkpoint::encode(&[checkpoint::TaskView {
+            partition: 0,
+            offsets: Vec::new(),
+            directory: Vec::new(),
+            pipeline: pipeline.state()?,
+        }])?;
         let pause = taken.elapsed();
         let dir = std::env::temp_dir().join("nhi-drift-bench-checkpoint");
         let written = Instant::now();

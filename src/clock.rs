@@ -135,6 +135,16 @@ impl Clock {
         !self.streams.is_empty() && self.streams.values().all(|s| s.caught_up)
     }
 
+    /// Moves the largest event time to at least `t`, read on streams of another task: the
+    /// watermark follows it as far as this clock's own streams that are behind allow.
+    pub fn follow(&mut self, t: Micros) {
+        if self.max_time.is_some_and(|m| m >= t) {
+            return;
+        }
+        self.max_time = Some(t);
+        self.recompute();
+    }
+
     /// Moves event time to at least `t` without an event (the idle-advance policy).
     pub fn advance(&mut self, t: Micros) {
         self.max_time = Some(self.max_time.map_or(t, |m| m.max(t)));
@@ -213,6 +223,18 @@ mod tests {
         assert_eq!(clock.watermark(), Some(95 * MIN));
         clock.forget(0);
         assert_eq!(clock.watermark(), Some(95 * MIN), "never moves back");
+    }
+
+    #[test]
+    fn another_tasks_time_moves_the_watermark_as_far_as_own_streams_allow() {
+        let mut clock = Clock::new(MIN, 5 * MIN);
+        clock.observe(10 * MIN, 0);
+        clock.follow(50 * MIN);
+        assert_eq!(clock.watermark(), Some(5 * MIN), "stream 0 is behind");
+        clock.set_caught_up(0, true);
+        assert_eq!(clock.watermark(), Some(45 * MIN));
+        clock.follow(20 * MIN);
+        assert_eq!(clock.max_time(), Some(50 * MIN), "never moves back");
     }
 
     #[test]

@@ -25,8 +25,9 @@
 //! - [`replay`]: the file source and sinks of `nhi-drift replay`.
 //! - [`service`]: `nhi-drift run` — Kafka consumer thread, producer, checkpoints,
 //!   embedded broker, `/healthz` `/readyz` `/metrics`, the adapted `[[sources]]`
-//!   topics (`service::adapted`), and the input topics' partition-count check
-//!   (`service::partitions`).
+//!   topics (`service::adapted`), the input topics' partition-count check
+//!   (`service::partitions`), and the tasks — one pipeline per input partition number,
+//!   with the directory of cross-identity events every task is given (`service::tasks`).
 //! - [`produce`]: `nhi-drift produce` — fixtures to their topics, partitioned as the
 //!   Java clients partition.
 //! - [`broker`]: `nhi-drift broker` — the embedded broker as a standalone development

@@ -357,28 +357,46 @@ impl Metrics {
         self.evaluations.inc_by(counts.evaluations);
     }
 
-    /// Brings the gauges up to date from the pipeline.
-    pub fn sync(&self, pipeline: &Pipeline) {
+    /// Brings the gauges up to date from the pipelines of every task (their sums; event
+    /// time is the slowest task's).
+    pub fn sync(&self, pipelines: &[&Pipeline]) {
         let seconds = |t: i64| t as f64 / 1e6;
-        if let Some(w) = pipeline.watermark() {
+        // The instance's event time is its slowest task's.
+        if let Some(w) = pipelines.iter().filter_map(|p| p.watermark()).min() {
             self.watermark.set(seconds(w));
         }
-        if let Some(t) = pipeline.max_event_time() {
+        if let Some(t) = pipelines.iter().filter_map(|p| p.max_event_time()).max() {
             self.last_event.set(seconds(t));
         }
-        // Every gauge is kept up to date by the pipeline: reading them costs nothing,
+        // Every gauge is kept up to date by the pipelines: reading them costs nothing,
         // however large the inventory.
-        let inventory = pipeline.inventory();
-        self.identities.set(inventory.identity_count() as i64);
-        self.credentials.set(inventory.credential_count() as i64);
-        let active = inventory.active_credentials() as i64;
+        let sum = |f: &dyn Fn(&crate::inventory::Inventory) -> usize| {
+            pipelines.iter().map(|p| f(p.inventory())).sum::<usize>() as i64
+        };
+        self.identities.set(sum(&|i| i.identity_count()));
+        self.credentials.set(sum(&|i| i.credential_count()));
+        let active = sum(&|i| i.active_credentials());
         self.credentials_active.set(active);
         self.without_owner_pair
-            .set(inventory.identities_without_owner_pair() as i64);
+            .set(sum(&|i| i.identities_without_owner_pair()));
         let (mut overdue, mut recertification) = (0, 0);
-        for ((rule, open), meta) in pipeline.open_alerts().into_iter().zip(pipeline.rules()) {
+        let mut open: Vec<usize> = Vec::new();
+        for pipeline in pipelines {
+            for (i, (_, count)) in pipeline.open_alerts().into_iter().enumerate() {
+                if open.len() <= i {
+                    open.resize(i + 1, 0);
+                }
+                open[i] += count;
+            }
+        }
+        for (meta, open) in pipelines
+            .first()
+            .map_or(&[][..], |p| p.rules())
+            .iter()
+            .zip(open)
+        {
             self.open_alerts
-                .with_label_values(&[&rule, meta.severity.as_str()])
+                .with_label_values(&[&meta.id, meta.severity.as_str()])
                 .set(open as i64);
             match meta.posture {
                 Some(Posture::RotationOverdue) => overdue += open as i64,

@@ -308,6 +308,29 @@ impl Pipeline {
         self.close_ready_windows();
     }
 
+    /// Moves the clock with the progress of input `stream` without an event: `t` was
+    /// read on it (the identity partitions of other tasks, see `service::tasks`).
+    pub fn observe_progress(&mut self, t: Micros, stream: u32) {
+        if self.clock.late_by(t, stream).is_some() {
+            return;
+        }
+        self.clock.observe(t, stream);
+        self.close_ready_windows();
+    }
+
+    /// Moves event time to at least `t`, the largest time another task of the same input
+    /// has read (see `service::tasks`): it closes windows only as far as this pipeline's
+    /// own streams that are behind allow.
+    pub fn follow(&mut self, t: Micros) {
+        self.clock.follow(t);
+        self.close_ready_windows();
+    }
+
+    /// Whether an event at `t` from `stream` would be late now.
+    pub fn is_late(&self, t: Micros, stream: u32) -> bool {
+        self.clock.is_late(t, stream)
+    }
+
     /// The late events per input stream since the last call.
     pub fn take_late(&mut self) -> BTreeMap<u32, LateTally> {
         std::mem::take(&mut self.late)

@@ -7,7 +7,8 @@
 //! go to disk on a blocking thread ([`save`]) while the pipeline carries on.
 //!
 //! Layout: the 8 bytes `NHIDCKPT`, the format version as a little-endian `u32`
-//! ([`STATE_VERSION`]), then the [`Checkpoint`] in postcard encoding.
+//! ([`STATE_VERSION`]), then the [`Checkpoint`] in postcard encoding: per task (partition
+//! *p* of the input topics, see `service::tasks`) its offsets and pipeline state.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -30,23 +31,58 @@ const MAGIC: &[u8; 8] = b"NHIDCKPT";
 /// Next offset to read per input (topic, partition).
 pub type Offsets = BTreeMap<(String, i32), i64>;
 
-/// One checkpoint, as read back.
+/// One task's part of a checkpoint, as read back: partition *p* of the input topics.
+#[derive(Debug)]
+pub struct TaskCheckpoint {
+    pub partition: i32,
+    /// Next offset of the task's input partitions.
+    pub offsets: Offsets,
+    /// Next offset of each identity partition read as the directory.
+    pub directory: BTreeMap<i32, i64>,
+    pub pipeline: PipelineState,
+}
+
+/// One checkpoint, as read back: the state of every task the instance ran.
 #[derive(Debug)]
 pub struct Checkpoint {
-    pub offsets: Offsets,
-    pub pipeline: PipelineState,
+    pub tasks: Vec<TaskCheckpoint>,
+}
+
+impl Checkpoint {
+    /// The next offset of every input partition of every task.
+    pub fn offsets(&self) -> Offsets {
+        self.tasks
+            .iter()
+            .flat_map(|t| t.offsets.iter().map(|(k, v)| (k.clone(), *v)))
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]
 struct Stored {
+    tasks: Vec<StoredTask>,
+}
+
+#[derive(Deserialize)]
+struct StoredTask {
+    partition: i32,
     offsets: Vec<((String, i32), i64)>,
+    directory: Vec<(i32, i64)>,
     pipeline: PipelineState,
 }
 
+/// One task to checkpoint, borrowed.
 #[derive(Serialize)]
-struct StoredView<'a> {
-    offsets: Vec<(&'a (String, i32), &'a i64)>,
-    pipeline: &'a StateView<'a>,
+pub struct TaskView<'a> {
+    pub partition: i32,
+    pub offsets: Vec<(&'a (String, i32), &'a i64)>,
+    pub directory: Vec<(&'a i32, &'a i64)>,
+    pub pipeline: StateView<'a>,
+}
+
+#[derive(Serialize)]
+struct StoredView<'a, 'b> {
+    tasks: &'b [TaskView<'a>],
 }
 
 /// Checkpoint I/O problems; each names the file.
@@ -81,15 +117,12 @@ pub fn path_in(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
-/// Encodes a checkpoint of `state` with `offsets`.
-pub fn encode(offsets: &Offsets, state: &StateView<'_>) -> Result<Vec<u8>, CheckpointError> {
+/// Encodes a checkpoint of `tasks`.
+pub fn encode(tasks: &[TaskView<'_>]) -> Result<Vec<u8>, CheckpointError> {
     let mut bytes = Vec::with_capacity(1 << 20);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&STATE_VERSION.to_le_bytes());
-    let stored = StoredView {
-        offsets: offsets.iter().collect(),
-        pipeline: state,
-    };
+    let stored = StoredView { tasks };
     postcard::to_io(&stored, &mut bytes).map_err(|e| CheckpointError::Encode(e.to_string()))?;
     Ok(bytes)
 }
@@ -122,8 +155,16 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
         )));
     }
     Ok(Checkpoint {
-        offsets: stored.offsets.into_iter().collect(),
-        pipeline: stored.pipeline,
+        tasks: stored
+            .tasks
+            .into_iter()
+            .map(|t| TaskCheckpoint {
+                partition: t.partition,
+                offsets: t.offsets.into_iter().collect(),
+                directory: t.directory.into_iter().collect(),
+                pipeline: t.pipeline,
+            })
+            .collect(),
     })
 }
 

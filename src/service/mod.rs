@@ -1,11 +1,11 @@
 //! `nhi-drift run`: the pipeline between Kafka topics.
 //!
 //! A poll thread ([`source`]) consumes the three input topics and decodes each record
-//! once; the pipeline task pushes the records through the shared [`Pipeline`], sends
-//! alerts and dead letters through the idempotent producer ([`sink`]), and every
-//! `checkpoint.interval` — and on shutdown — waits for the broker to acknowledge them,
-//! writes the pipeline state with the next offset of every partition ([`checkpoint`]) and
-//! only then commits those offsets. A restart restores the state and seeks each partition
+//! once; the pipeline task pushes each record through the pipeline of its partition's
+//! task ([`tasks`]), sends alerts and dead letters through the idempotent producer
+//! ([`sink`]), and every `checkpoint.interval` — and on shutdown — waits for the broker
+//! to acknowledge them, writes every task's state with the next offset of its partitions
+//! ([`checkpoint`]) and only then commits those offsets. A restart restores the state and seeks each partition
 //! to its checkpointed offset, so the records after it are read again and produce the same
 //! alert ids (at-least-once in, idempotent out). Input topics whose partition counts
 //! differ are not read at all ([`partitions`]).
@@ -19,6 +19,7 @@ pub mod kafka;
 pub mod partitions;
 pub mod sink;
 pub mod source;
+pub mod tasks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,8 +35,7 @@ use crate::config::Config;
 use crate::engine::rule::Rule;
 use crate::event::Decoder;
 use crate::metrics::Metrics;
-use crate::pipeline::state::RestoreError;
-use crate::pipeline::{LateTally, Options, Pipeline, PipelineError};
+use crate::pipeline::{LateTally, Options, PipelineError};
 use crate::throttle::Throttle;
 use checkpoint::CheckpointError;
 use client_log::ClientLog;
@@ -43,6 +43,7 @@ use health::Health;
 use kafka::{EMBEDDED, EmbeddedBroker, TopicNames, client_config, producer_config};
 use sink::Sink;
 use source::{Context, Input, Record, Source};
+use tasks::{DIRECTORY, TaskError, Tasks};
 
 /// At most one warning about late events per this period (the counts accumulate).
 const LATE_LOG_PERIOD: Duration = Duration::from_secs(10);
@@ -65,8 +66,8 @@ pub enum ServiceError {
     Pipeline(#[from] PipelineError),
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] CheckpointError),
-    #[error("restoring {path}: {source}")]
-    Restore { path: String, source: RestoreError },
+    #[error("{path}: {source}")]
+    Task { path: String, source: TaskError },
     #[error("http: cannot listen on {listen}: {source}")]
     Http {
         listen: String,
@@ -133,10 +134,9 @@ pub async fn run(
     })?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
 
-    let mut pipeline =
-        Pipeline::new(Options::from_config(config), rules, &config.rule_params).await?;
     let dir = config.checkpoint.dir.clone();
     let mut offsets = BTreeMap::new();
+    let mut restored = Vec::new();
     // The embedded broker starts empty every time: a checkpoint of an earlier one refers
     // to records that no longer exist, so it is not restored (and is replaced).
     let saved = checkpoint::load(&dir)?;
@@ -151,21 +151,30 @@ pub async fn run(
     };
     match saved {
         Some(saved) => {
-            pipeline
-                .restore(saved.pipeline)
-                .map_err(|source| ServiceError::Restore {
-                    path: checkpoint::path_in(&dir).display().to_string(),
-                    source,
-                })?;
-            tracing::info!(
-                path = %checkpoint::path_in(&dir).display(),
-                partitions = saved.offsets.len(),
-                watermark = ?pipeline.watermark().map(crate::event::time::format_rfc3339),
-                "state restored from checkpoint"
-            );
-            offsets = saved.offsets;
+            offsets = saved.offsets();
+            restored = saved.tasks;
         }
         None => tracing::info!(dir = %dir.display(), "no checkpoint; starting from empty state"),
+    }
+    let restored_tasks = restored.len();
+    let mut tasks = Tasks::new(
+        Options::from_config(config),
+        rules,
+        config.rule_params.clone(),
+        restored,
+    );
+    let task_error = |source| ServiceError::Task {
+        path: checkpoint::path_in(&dir).display().to_string(),
+        source,
+    };
+    tasks.start_restored().await.map_err(task_error)?;
+    if restored_tasks > 0 {
+        tracing::info!(
+            path = %checkpoint::path_in(&dir).display(),
+            tasks = restored_tasks,
+            partitions = offsets.len(),
+            "state restored from checkpoint"
+        );
     }
     health.set_restored();
 
@@ -202,9 +211,15 @@ pub async fn run(
         Arc::clone(&metrics),
     )?;
 
+    let directory =
+        source::directory_consumer(&brokers, &config.kafka.properties, Arc::clone(&health))?;
     let (tx, rx) = mpsc::channel(source::CHANNEL_CHUNKS);
+    let consumers = source::Consumers {
+        group: Arc::clone(&consumer),
+        directory,
+    };
     let mut source = Source::start(
-        Arc::clone(&consumer),
+        consumers,
         topics.clone(),
         Decoder::from_config(config),
         Duration::from_micros(config.time.partition_idle.0 as u64),
@@ -215,9 +230,8 @@ pub async fn run(
     tracing::info!(group = %config.kafka.group_id, topics = %inputs.join(","), "consuming");
 
     let mut service = Service {
-        pipeline,
+        tasks,
         sink,
-        offsets,
         consumer: Arc::clone(&consumer),
         format: config.alerts.format,
         alerts_topic: Arc::from(topics.alerts.as_str()),
@@ -252,10 +266,9 @@ pub async fn run(
 
 /// The pipeline task's state.
 struct Service {
-    pipeline: Pipeline,
+    /// One pipeline per input partition number, with its offsets ([`tasks`]).
+    tasks: Tasks,
     sink: Sink,
-    /// Next offset per input (topic, partition), for records pushed into the pipeline.
-    offsets: BTreeMap<(String, i32), i64>,
     consumer: Arc<BaseConsumer<Context>>,
     format: AlertFormat,
     alerts_topic: Arc<str>,
@@ -311,26 +324,29 @@ impl Service {
                     Some(Input::Records(records)) => {
                         last_input = Instant::now();
                         for record in records {
-                            self.push(record).await;
+                            self.push(record).await?;
                         }
+                        self.tasks.follow();
                     }
                     Some(Input::Assigned(streams)) => {
-                        self.pipeline.register_streams(&streams);
+                        self.tasks.assigned(&streams).await.map_err(|source| {
+                            ServiceError::Task {
+                                path: checkpoint::path_in(&self.dir).display().to_string(),
+                                source,
+                            }
+                        })?;
                     }
                     Some(Input::Revoked(streams)) => {
-                        self.pipeline.forget_streams(&streams);
+                        self.tasks.revoked(&streams);
                         self.dirty = true;
                     }
                     Some(Input::Behind(stream)) => {
-                        self.pipeline.set_caught_up(stream, false);
+                        self.tasks.set_caught_up(stream, false);
                     }
                     Some(Input::CaughtUp(stream)) => {
-                        self.pipeline.set_caught_up(stream, true);
-                        tracing::debug!(
-                            stream,
-                            watermark = ?self.pipeline.watermark().map(crate::event::time::format_rfc3339),
-                            "partition caught up"
-                        );
+                        self.tasks.set_caught_up(stream, true);
+                        self.tasks.follow();
+                        tracing::debug!(stream, "partition caught up");
                         self.dirty = true;
                     }
                 },
@@ -344,25 +360,30 @@ impl Service {
                         self.complete_checkpoint().await?;
                     }
                     self.report_late(false);
-                    self.metrics.count(&self.pipeline.take_counts());
-                    self.metrics.sync(&self.pipeline);
+                    for (_, task) in self.tasks.iter_mut() {
+                        self.metrics.count(&task.pipeline.take_counts());
+                    }
+                    self.sync_metrics();
                     self.metrics
                         .checkpoint_age
                         .set(self.last_checkpoint.elapsed().as_secs_f64());
                     self.metrics.ready.set(i64::from(health.not_ready().is_none()));
                     if let Some(after) = idle_advance
                         && health.is_idle()
-                        && self.pipeline.input_caught_up()
+                        && self.tasks.input_caught_up()
                         && last_input.elapsed() >= after
                     {
-                        self.pipeline.advance_idle(crate::event::decode::wall_clock());
+                        let now = crate::event::decode::wall_clock();
+                        for (_, task) in self.tasks.iter_mut() {
+                            task.pipeline.advance_idle(now);
+                        }
                         self.dirty = true;
                     }
                 }
             }
             let since = last_flush.elapsed();
-            let due = self.pipeline.should_flush()
-                || (self.pipeline.has_pending_evaluations()
+            let due = self.tasks.should_flush()
+                || (self.tasks.has_pending_evaluations()
                     && ((rx.is_empty() && since >= MIN_FLUSH_INTERVAL)
                         || since >= MAX_FLUSH_DELAY));
             if due {
@@ -375,10 +396,12 @@ impl Service {
     /// Logs the late events gathered since the last warning: at once for the first, then
     /// at most once per [`LATE_LOG_PERIOD`]; `all` logs what is left (shutdown).
     fn report_late(&mut self, all: bool) {
-        for (stream, tally) in self.pipeline.take_late() {
-            let gathered = self.late.entry(stream).or_default();
-            gathered.events += tally.events;
-            gathered.max_behind = gathered.max_behind.max(tally.max_behind);
+        for (_, task) in self.tasks.iter_mut() {
+            for (stream, tally) in task.pipeline.take_late() {
+                let gathered = self.late.entry(stream).or_default();
+                gathered.events += tally.events;
+                gathered.max_behind = gathered.max_behind.max(tally.max_behind);
+            }
         }
         if self.late.is_empty() || (!all && self.late_log.hit(Instant::now()).is_none()) {
             return;
@@ -386,7 +409,7 @@ impl Service {
         for (stream, tally) in std::mem::take(&mut self.late) {
             let (topic, partition) = kafka::partition_of(stream);
             tracing::warn!(
-                topic = %self.input_topics[topic],
+                topic = %self.input_topics[topic % DIRECTORY],
                 partition,
                 events = tally.events,
                 behind = %crate::event::time::format_approx(tally.max_behind),
@@ -397,7 +420,7 @@ impl Service {
     }
 
     /// Pushes one record; a rejected one goes to the dead-letter topic.
-    async fn push(&mut self, record: Record) {
+    async fn push(&mut self, record: Record) -> Result<(), ServiceError> {
         let Record {
             topic,
             partition,
@@ -406,41 +429,68 @@ impl Service {
             decoded,
             key,
         } = record;
+        if topic == DIRECTORY {
+            // A directory record's own task dead-letters it if it is bad.
+            if let Ok(event) = decoded {
+                self.tasks.directory_event(stream, offset, event);
+            }
+            return Ok(());
+        }
+        let task = self
+            .tasks
+            .task(partition)
+            .await
+            .map_err(|source| ServiceError::Task {
+                path: checkpoint::path_in(&self.dir).display().to_string(),
+                source,
+            })?;
         // A redelivered record (after a fetch error) never moves an offset back.
-        let next = self
+        let next = task
             .offsets
             .entry((self.input_topics[topic].clone(), partition))
             .or_insert(0);
         *next = (*next).max(offset + 1);
         self.dirty = true;
         match decoded {
-            Ok(event) => self.pipeline.push_decoded(event, stream),
+            Ok(event) => task.pipeline.push_decoded(event, stream),
             Err(dead) => {
-                self.pipeline.count_rejected(dead.reject.reason);
+                task.pipeline.count_rejected(dead.reject.reason);
                 let payload = serde_json::to_vec(&dead.to_json()).unwrap_or_default();
                 let topic = Arc::clone(&self.deadletter_topic);
                 self.sink.send(&topic, key.as_deref(), payload).await;
             }
         }
+        Ok(())
     }
 
-    /// Runs waiting evaluations and queues their alerts.
+    /// Brings the gauges up to date from every task.
+    fn sync_metrics(&self) {
+        let pipelines: Vec<_> = self.tasks.pipelines().collect();
+        self.metrics.sync(&pipelines);
+    }
+
+    /// Runs every task's waiting evaluations and queues their alerts.
     async fn flush(&mut self) -> Result<(), ServiceError> {
-        let started = Instant::now();
-        let alerts = self.pipeline.flush().await?;
-        let took = started.elapsed();
-        let counts = self.pipeline.take_counts();
-        self.metrics.count(&counts);
-        if !counts.rule_time.is_empty() {
-            self.metrics.evaluation(took, &counts.rule_time);
-        }
         let topic = Arc::clone(&self.alerts_topic);
-        for alert in alerts {
-            self.metrics.alert(&alert);
-            let payload = serde_json::to_vec(&self.format.render(&alert)).unwrap_or_default();
-            self.sink
-                .send(&topic, Some(alert.identity.as_bytes()), payload)
-                .await;
+        for (_, task) in self.tasks.iter_mut() {
+            if !task.pipeline.has_pending_evaluations() {
+                continue;
+            }
+            let started = Instant::now();
+            let alerts = task.pipeline.flush().await?;
+            let took = started.elapsed();
+            let counts = task.pipeline.take_counts();
+            self.metrics.count(&counts);
+            if !counts.rule_time.is_empty() {
+                self.metrics.evaluation(took, &counts.rule_time);
+            }
+            for alert in alerts {
+                self.metrics.alert(&alert);
+                let payload = serde_json::to_vec(&self.format.render(&alert)).unwrap_or_default();
+                self.sink
+                    .send(&topic, Some(alert.identity.as_bytes()), payload)
+                    .await;
+            }
         }
         Ok(())
     }
@@ -455,8 +505,8 @@ impl Service {
         self.flush().await?;
         self.sink.settle().await;
         // Encoded from a borrowed view; the write and its fsyncs run beside the pipeline.
-        let bytes = checkpoint::encode(&self.offsets, &self.pipeline.state()?)?;
-        let offsets = self.offsets.clone();
+        let offsets = self.tasks.offsets();
+        let bytes = checkpoint::encode(&self.tasks.views()?)?;
         let dir = self.dir.clone();
         let write = tokio::task::spawn_blocking(move || checkpoint::save(&dir, &bytes));
         self.dirty = false;
@@ -488,7 +538,7 @@ impl Service {
             .checkpoint_duration
             .observe(writing.started.elapsed().as_secs_f64());
         self.metrics.checkpoint_size.set(bytes as i64);
-        self.metrics.sync(&self.pipeline);
+        self.sync_metrics();
         if let Err(error) = source::commit(&self.consumer, &writing.offsets) {
             // The checkpoint holds the offsets; the group's copy catches up next time.
             tracing::warn!(%error, "committing offsets");

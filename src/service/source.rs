@@ -1,6 +1,9 @@
 //! The consumer: one thread polls librdkafka, decodes each record once, and hands chunks
 //! to the pipeline task over a bounded channel — so evaluation never stalls polling, and a
 //! slow pipeline slows polling down (backpressure) instead of buffering without bound.
+//!
+//! Beside the group's assignment, a second consumer reads every partition of the identity
+//! topic from the beginning: the directory streams of `tasks`.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -20,8 +23,9 @@ use tokio::sync::mpsc;
 
 use super::client_log::{self, CLIENT_LOG_PERIOD, ClientLog};
 use super::health::Health;
-use super::kafka::{TopicNames, stream_of};
+use super::kafka::{TopicNames, client_config, stream_of};
 use super::partitions::Guard;
+use super::tasks::DIRECTORY;
 use crate::event::decode::Origin;
 use crate::event::{DeadLetter, Decoder, Event};
 use crate::metrics::Metrics;
@@ -156,15 +160,60 @@ impl ConsumerContext for Context {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {}
 }
 
+/// The directory consumer's callbacks: librdkafka's messages, rate-limited.
+pub struct DirectoryContext {
+    pub log: ClientLog,
+}
+
+impl ClientContext for DirectoryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ConsumerContext for DirectoryContext {}
+
+/// The consumer of the directory streams: no group, nothing committed; it is assigned
+/// every partition of the identity topic once the partition counts are known.
+pub fn directory_consumer(
+    brokers: &str,
+    properties: &BTreeMap<String, String>,
+    health: Arc<Health>,
+) -> KafkaResult<BaseConsumer<DirectoryContext>> {
+    let mut config = client_config(brokers, &BTreeMap::new());
+    config
+        .set("group.id", "nhi-drift-directory")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    config.create_with_context(DirectoryContext {
+        log: ClientLog::new(health),
+    })
+}
+
+/// What the poll thread polls: the group's consumer and the directory's.
+pub struct Consumers {
+    pub group: Arc<BaseConsumer<Context>>,
+    pub directory: BaseConsumer<DirectoryContext>,
+}
+
 /// The poll thread.
 pub struct Source {
     thread: Option<JoinHandle<()>>,
 }
 
 impl Source {
-    /// Starts polling `consumer` (already subscribed) on its own thread.
+    /// Starts polling the group's consumer (already subscribed) and the directory on its own
+    /// thread.
     pub fn start(
-        consumer: Arc<BaseConsumer<Context>>,
+        consumers: Consumers,
         topics: TopicNames,
         decoder: Decoder,
         partition_idle: Duration,
@@ -176,7 +225,7 @@ impl Source {
             .name("nhi-drift-poll".into())
             .spawn(move || {
                 poll_loop(
-                    &consumer,
+                    &consumers,
                     &topics,
                     &decoder,
                     partition_idle,
@@ -233,8 +282,46 @@ impl Partition {
 /// How often partitions that are behind are checked for having caught up.
 const CATCH_UP_CHECK: Duration = Duration::from_millis(100);
 
+/// The directory consumer's partitions, assigned from the beginning; their streams.
+fn assign_directory(
+    directory: &BaseConsumer<DirectoryContext>,
+    topic: &str,
+    partitions: usize,
+) -> KafkaResult<Vec<u32>> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    directory.assign(&tpl)?;
+    Ok((0..partitions as i32)
+        .map(|p| stream_of(DIRECTORY, p))
+        .collect())
+}
+
+/// One polled message, decoded into a record of input `topic` (or [`DIRECTORY`]).
+fn record_of<M: Message>(msg: &M, topic: usize, decoder: &Decoder) -> Record {
+    let (partition, offset) = (msg.partition(), msg.offset());
+    let bytes = msg.payload().unwrap_or_default();
+    let decoded = decoder.decode(bytes).map_err(|reject| {
+        let origin = Origin {
+            topic: msg.topic().to_owned(),
+            partition: Some(partition),
+            offset,
+        };
+        DeadLetter::new(reject, origin, bytes)
+    });
+    Record {
+        topic,
+        partition,
+        offset,
+        stream: stream_of(topic, partition),
+        decoded,
+        key: msg.key().map(<[u8]>::to_vec),
+    }
+}
+
 fn poll_loop(
-    consumer: &BaseConsumer<Context>,
+    consumers: &Consumers,
     topics: &TopicNames,
     decoder: &Decoder,
     partition_idle: Duration,
@@ -242,26 +329,55 @@ fn poll_loop(
     metrics: &Metrics,
     tx: &mpsc::Sender<Input>,
 ) {
+    let (consumer, directory) = (&*consumers.group, &consumers.directory);
     let consumed: Vec<_> = topics
         .inputs
         .iter()
         .map(|t| metrics.events_consumed.with_label_values(&[t]))
         .collect();
+    // The directory streams read the identity topic: index DIRECTORY names it too.
     let topic_names: Vec<CString> = topics
         .inputs
         .iter()
+        .chain(std::iter::once(&topics.inputs[0]))
         .map(|t| CString::new(t.as_str()).unwrap_or_default())
         .collect();
+    let topic_name = |topic: usize| topics.inputs[topic % DIRECTORY].as_str();
     let mut guard = Guard::new(&topics.inputs);
     if !guard.wait_until_equal(consumer, health) {
         return;
     }
     let mut partitions: BTreeMap<u32, Partition> = BTreeMap::new();
+    let count = match super::partitions::fetch(consumer, &topics.inputs[..1]) {
+        Ok(counts) => counts.first().and_then(|c| c.1).unwrap_or(0),
+        Err(error) => {
+            tracing::error!(%error, "reading the identity topic's partitions");
+            0
+        }
+    };
+    match assign_directory(directory, &topics.inputs[0], count) {
+        Ok(streams) => {
+            for &stream in &streams {
+                let partition = super::kafka::partition_of(stream).1;
+                partitions.insert(stream, Partition::new(DIRECTORY, partition, None));
+            }
+            if tx.blocking_send(Input::Assigned(streams)).is_err() {
+                return;
+            }
+        }
+        Err(error) => tracing::error!(%error, "assigning the directory partitions"),
+    }
+    // Whether the directory consumer delivered a full chunk last time (more waits).
+    let mut directory_busy = false;
     let mut last_check = Instant::now();
     let mut consume_errors = Throttle::new(CLIENT_LOG_PERIOD);
     while !health.stopping.load(Ordering::Relaxed) {
         let mut chunk = Vec::new();
-        let mut timeout = Duration::from_millis(100);
+        let mut timeout = if directory_busy {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(100)
+        };
         let mut failed = false;
         // Quiet partitions that delivered again in this chunk.
         let mut woken: Vec<u32> = Vec::new();
@@ -273,35 +389,18 @@ fn poll_loop(
                     let Some(topic) = topics.input_index(msg.topic()) else {
                         continue;
                     };
-                    let (partition, offset) = (msg.partition(), msg.offset());
-                    let bytes = msg.payload().unwrap_or_default();
-                    let decoded = decoder.decode(bytes).map_err(|reject| {
-                        let origin = Origin {
-                            topic: msg.topic().to_owned(),
-                            partition: Some(partition),
-                            offset,
-                        };
-                        DeadLetter::new(reject, origin, bytes)
-                    });
-                    let stream = stream_of(topic, partition);
+                    let record = record_of(&msg, topic, decoder);
                     let p = partitions
-                        .entry(stream)
-                        .or_insert_with(|| Partition::new(topic, partition, None));
-                    p.next = Some(offset + 1);
+                        .entry(record.stream)
+                        .or_insert_with(|| Partition::new(topic, record.partition, None));
+                    p.next = Some(record.offset + 1);
                     p.last_record = Instant::now();
                     if p.caught_up {
-                        woken.push(stream);
+                        woken.push(record.stream);
                     }
                     p.caught_up = false;
                     consumed[topic].inc();
-                    chunk.push(Record {
-                        topic,
-                        partition,
-                        offset,
-                        stream,
-                        decoded,
-                        key: msg.key().map(<[u8]>::to_vec),
-                    });
+                    chunk.push(record);
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(error)) => {
@@ -314,6 +413,35 @@ fn poll_loop(
                 }
             }
         }
+        // The directory streams, as far as they have records now.
+        let mut read = 0;
+        while !failed && read < CHUNK {
+            match directory.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(msg)) => {
+                    read += 1;
+                    let record = record_of(&msg, DIRECTORY, decoder);
+                    if let Some(p) = partitions.get_mut(&record.stream) {
+                        p.next = Some(record.offset + 1);
+                        p.last_record = Instant::now();
+                        if p.caught_up {
+                            woken.push(record.stream);
+                        }
+                        p.caught_up = false;
+                    }
+                    chunk.push(record);
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(error)) => {
+                    client_log::report(health, &error, &error.to_string());
+                    if let Some(repeats) = consume_errors.hit(Instant::now()) {
+                        tracing::warn!(%error, repeats, "reading the directory");
+                    }
+                    break;
+                }
+            }
+        }
+        directory_busy = read == CHUNK;
         // A rebalance (served inside poll) changed the assignment.
         let assignment = consumer
             .context()
@@ -322,8 +450,22 @@ fn poll_loop(
             .ok()
             .and_then(|mut a| a.take());
         if let Some(assigned) = assignment {
-            let before: Vec<u32> = partitions.keys().copied().collect();
+            let before: Vec<u32> = partitions
+                .iter()
+                .filter(|(_, p)| p.topic != DIRECTORY)
+                .map(|(s, _)| *s)
+                .collect();
             let mut now = BTreeMap::new();
+            let directory_streams: Vec<u32> = partitions
+                .iter()
+                .filter(|(_, p)| p.topic == DIRECTORY)
+                .map(|(s, _)| *s)
+                .collect();
+            for stream in directory_streams {
+                if let Some(p) = partitions.remove(&stream) {
+                    now.insert(stream, p);
+                }
+            }
             for (name, partition) in assigned {
                 let Some(topic) = topics.input_index(&name) else {
                     continue;
@@ -343,7 +485,11 @@ fn poll_loop(
                 .into_iter()
                 .filter(|s| !now.contains_key(s))
                 .collect();
-            let assigned: Vec<u32> = now.keys().copied().collect();
+            let assigned: Vec<u32> = now
+                .iter()
+                .filter(|(_, p)| p.topic != DIRECTORY)
+                .map(|(s, _)| *s)
+                .collect();
             partitions = now;
             if !revoked.is_empty() && tx.blocking_send(Input::Revoked(revoked)).is_err() {
                 return;
@@ -381,7 +527,7 @@ fn poll_loop(
         if last_check.elapsed() >= CATCH_UP_CHECK {
             last_check = Instant::now();
             let mut lag = [0i64; 3];
-            for p in partitions.values() {
+            for p in partitions.values().filter(|p| p.topic != DIRECTORY) {
                 let (low, high) = cached_watermarks(consumer, &topic_names[p.topic], p.partition);
                 if let Some(unread) = p.unread(low, high) {
                     lag[p.topic] += unread.max(0);
@@ -399,7 +545,11 @@ fn poll_loop(
                 .iter_mut()
                 .filter(|(_, p)| !p.caught_up && p.last_record.elapsed() >= partition_idle)
             {
-                let (low, high) = cached_watermarks(consumer, &topic_names[p.topic], p.partition);
+                let (low, high) = if p.topic == DIRECTORY {
+                    cached_watermarks(directory, &topic_names[p.topic], p.partition)
+                } else {
+                    cached_watermarks(consumer, &topic_names[p.topic], p.partition)
+                };
                 let Some(high) = high else { continue };
                 let at_end = |low: Option<i64>, high: i64| {
                     p.unread(low, Some(high)).is_some_and(|n| n <= 0) || low == Some(high)
@@ -408,7 +558,7 @@ fn poll_loop(
                     continue;
                 }
                 let asked = consumer.fetch_watermarks(
-                    &topics.inputs[p.topic],
+                    topic_name(p.topic),
                     p.partition,
                     Duration::from_secs(2),
                 );
@@ -434,8 +584,8 @@ fn poll_loop(
 
 /// The partition's low and high watermarks as librdkafka last learned them (no request
 /// is made); `None` while unknown.
-fn cached_watermarks(
-    consumer: &BaseConsumer<Context>,
+fn cached_watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &CString,
     partition: i32,
 ) -> (Option<i64>, Option<i64>) {

@@ -101,8 +101,8 @@ impl Kafka {
         );
     }
 
-    /// Publishes every line of `path` to `topic`, keyed by its `identity` as
-    /// `nhi-drift produce` does, from this process (no process start-up in between), and
+    /// Publishes every line of `path` to `topic`, keyed by its `identity` and partitioned
+    /// as `nhi-drift produce` does, from this process (no process start-up in between), and
     /// waits for the acknowledgements.
     pub fn publish(&self, path: &Path, topic: &str) {
         let text = std::fs::read_to_string(path).expect("read fixture");
@@ -123,8 +123,11 @@ impl Kafka {
 
     fn publish_lines<'a>(&self, lines: impl Iterator<Item = (String, &'a str)>) {
         use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        // Partitioned as `nhi-drift produce` does (the Java clients' partitioner): an
+        // identity's events land on the same partition of every topic, its task's.
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
+            .set("partitioner", nhi_drift::service::kafka::JAVA_PARTITIONER)
             .set("linger.ms", "1")
             .create()
             .expect("producer");
@@ -416,22 +419,28 @@ impl Drop for Service {
 /// replaced).
 pub fn checkpoint_offsets(state_dir: &Path) -> BTreeMap<(String, i32), i64> {
     match nhi_drift::service::checkpoint::load(state_dir) {
-        Ok(Some(checkpoint)) => checkpoint.offsets,
+        Ok(Some(checkpoint)) => checkpoint.offsets(),
         _ => BTreeMap::new(),
     }
 }
 
-/// Whether the checkpoint's watermark is the largest event time minus the default
-/// lateness: every partition has caught up and every window it could close is closed.
+/// Whether every task's watermark in the checkpoint is its largest event time minus the
+/// default lateness: every partition has caught up and every window it could close is
+/// closed.
 pub fn watermark_settled(state_dir: &Path) -> bool {
     let Ok(Some(checkpoint)) = nhi_drift::service::checkpoint::load(state_dir) else {
         return false;
     };
-    let clock = &checkpoint.pipeline.clock;
-    match (clock.max_time(), clock.watermark()) {
-        (Some(max), Some(watermark)) => watermark == max - 300_000_000,
-        _ => false,
-    }
+    !checkpoint.tasks.is_empty()
+        && checkpoint.tasks.iter().all(|task| {
+            let clock = &task.pipeline.clock;
+            match (clock.max_time(), clock.watermark()) {
+                (Some(max), Some(watermark)) => watermark == max - 300_000_000,
+                // A task whose partitions hold nothing has nothing to close.
+                (None, None) => true,
+                _ => false,
+            }
+        })
 }
 
 /// Waits until the checkpoint holds every input record and the watermark has settled.
