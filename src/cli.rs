@@ -114,6 +114,25 @@ pub enum Command {
         #[arg(skip)]
         groups: Vec<Group>,
     },
+    /// Show one identity's inventory and open findings, from a running service (`--url`)
+    /// or from a replay of recorded files (`PATH... [--as-of TIME]`).
+    Inspect {
+        /// The identity.
+        identity: String,
+        /// Base URL of a running service, e.g. http://127.0.0.1:9898 (bearer token:
+        /// api.token, e.g. NHI_DRIFT_API__TOKEN).
+        #[arg(long, value_name = "URL", conflicts_with_all = ["paths", "as_of"])]
+        url: Option<String>,
+        /// Files or directories of .jsonl events to replay instead.
+        #[arg(required_unless_present = "url")]
+        paths: Vec<PathBuf>,
+        /// Replay up to this time (RFC 3339); default: the last event time.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// Print JSON (the API's body) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List, check or test the rules.
     Rules {
         #[command(subcommand)]
@@ -374,6 +393,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             skipped,
             groups,
         } => adapt_command(&config, &groups, out.as_deref(), skipped.as_deref()),
+        Command::Inspect {
+            identity,
+            url,
+            paths,
+            as_of,
+            json,
+        } => {
+            let view = match url {
+                Some(url) => {
+                    let token = Some(config.api.token.as_str()).filter(|t| !t.is_empty());
+                    crate::ask::inspect::from_url(&url, token, &identity)?
+                }
+                None => {
+                    let as_of = as_of.map(|t| parse_time(&t, "--as-of")).transpose()?;
+                    let files = input_files(&paths)?;
+                    if files.is_empty() {
+                        bail!("no .jsonl files under the paths given");
+                    }
+                    runtime.block_on(crate::ask::inspect::from_files(
+                        &config, rules, &files, as_of, &identity,
+                    ))?
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
+            } else {
+                let view: crate::ask::identity::IdentityView = serde_json::from_value(view)
+                    .context("the service's identity view has an unexpected form")?;
+                write!(out, "{}", view.render_table())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rules { action } => runtime.block_on(rules_command(&config, rules, action)),
         Command::Generate {
             identities,

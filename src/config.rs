@@ -43,6 +43,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub topics: Topics,
     pub http: HttpConfig,
+    /// The `/v1` API on `http.listen` (contract §9).
+    pub api: ApiConfig,
     pub checkpoint: CheckpointConfig,
     pub time: TimeConfig,
     pub input: InputConfig,
@@ -98,6 +100,23 @@ pub struct Topics {
 pub struct HttpConfig {
     /// Address to listen on.
     pub listen: String,
+}
+
+/// The `/v1` API beside `/metrics` (contract §9).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bearer token `/v1` requires when `http.listen` is not a loopback address; empty
+    /// means none is set, and `/v1` then refuses every request there.
+    pub token: String,
+    /// Largest request body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// Window and resolved findings `/v1/findings` keeps (open state findings: all).
+    pub findings_kept: usize,
+    /// Largest page of `/v1/findings` (`limit`).
+    pub max_page: usize,
+    /// What a finding of each severity (or rule) makes of a decision.
+    pub decide: crate::ask::decide::Verdicts,
 }
 
 /// Checkpoints of state and offsets.

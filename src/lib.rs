@@ -13,7 +13,8 @@
 //! - [`inventory`]: per-identity state (credentials, grants, baselines, owners, vendors),
 //!   applied as a merge by event time, forgotten once ended (`inventory::forget`), its
 //!   snapshots as Arrow rows, and activity rows enriched with the state at event time;
-//!   posture counts for the gauges kept as it changes (`inventory::posture`).
+//!   posture counts for the gauges kept as it changes (`inventory::posture`); one
+//!   identity's view for the API (`inventory::view`).
 //! - [`engine`]: rules as data — `queries/*.sql` with a metadata header, planned once with
 //!   DataFusion over swappable Arrow tables, re-executed per evaluation batch; each state
 //!   rule's footprint of activity timestamps read from its plan (`engine::footprint`).
@@ -26,8 +27,14 @@
 //! - [`service`]: `nhi-drift run` — Kafka consumer thread, producer, checkpoints,
 //!   embedded broker, `/healthz` `/readyz` `/metrics`, the adapted `[[sources]]`
 //!   topics (`service::adapted`), the input topics' partition-count check
-//!   (`service::partitions`), and the tasks — one pipeline per input partition number,
-//!   with the directory of cross-identity events every task is given (`service::tasks`).
+//!   (`service::partitions`), the tasks — one pipeline per input partition number,
+//!   with the directory of cross-identity events every task is given (`service::tasks`) —
+//!   and the `/v1` API (`service::api`) with its bearer-token access off loopback
+//!   (`service::access`).
+//! - [`ask`]: asking the state (contract §9) — the identity view (`ask::identity`, built
+//!   by `inventory::view`), the findings log (`ask::findings`), request-time decisions by
+//!   the window rules' SQL over a one-row activity table (`ask::decide`), the questions
+//!   the pipeline task answers (`ask::answer`), and `nhi-drift inspect` (`ask::inspect`).
 //! - [`produce`]: `nhi-drift produce` — fixtures to their topics, partitioned as the
 //!   Java clients partition.
 //! - [`broker`]: `nhi-drift broker` — the embedded broker as a standalone development
@@ -52,6 +59,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod adapt;
 pub mod alert;
+pub mod ask;
 pub mod broker;
 pub mod cli;
 pub mod clock;

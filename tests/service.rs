@@ -373,6 +373,7 @@ fn an_unreachable_broker_is_named_and_logged_a_bounded_number_of_times() {
         log: scratch.0.join("run.log"),
         checkpoint_interval: "1s",
         env: Vec::new(),
+        http_host: "127.0.0.1",
     };
     let service = Service::start(&run);
     let outage = Duration::from_secs(12);

@@ -310,6 +310,29 @@ impl Lifecycle {
         self.windows_swept = self.windows.len();
     }
 
+    /// The open state alerts of `identity`, or of every identity, as they opened (the
+    /// owner and the moment they were detected are not kept: `detected_at` is their
+    /// `opened_at`), in output order.
+    pub fn open_alerts(&self, rules: &[Rule], identity: Option<&str>) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        let chosen: Vec<&BTreeMap<LocalKey, (Finding, Rendered)>> = match identity {
+            Some(identity) => self.open.get(identity).into_iter().collect(),
+            None => self.open.values().collect(),
+        };
+        for (finding, text) in chosen.into_iter().flat_map(BTreeMap::values) {
+            alerts.push(make_alert(
+                rules,
+                finding,
+                text,
+                Status::Open,
+                finding.opened_at,
+                Owner::default(),
+            ));
+        }
+        sort_state_alerts(&mut alerts);
+        alerts
+    }
+
     /// Window dedup entries held (for tests and metrics).
     pub fn window_entries(&self) -> usize {
         self.windows.len()

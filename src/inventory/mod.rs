@@ -14,6 +14,7 @@ mod moment;
 mod name;
 mod posture;
 pub mod snapshot;
+pub mod view;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod deferral;
 pub mod state;
 pub mod stats;
+pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};

@@ -10,7 +10,9 @@
 //! alert ids (at-least-once in, idempotent out). Input topics whose partition counts
 //! differ are not read at all ([`partitions`]).
 
+pub mod access;
 pub mod adapted;
+pub mod api;
 pub mod checkpoint;
 pub mod client_log;
 pub mod health;
@@ -31,6 +33,8 @@ use rdkafka::error::KafkaError;
 use tokio::sync::mpsc;
 
 use crate::alert::format::AlertFormat;
+use crate::ask::answer::{Answerer, Query};
+use crate::ask::decide::Decider;
 use crate::config::Config;
 use crate::engine::rule::Rule;
 use crate::event::Decoder;
@@ -44,6 +48,9 @@ use kafka::{EMBEDDED, EmbeddedBroker, TopicNames, client_config, producer_config
 use sink::Sink;
 use source::{Context, Input, Record, Source};
 use tasks::{DIRECTORY, TaskError, Tasks};
+
+/// Questions from `/v1` waiting for the pipeline task.
+const QUERY_CHANNEL: usize = 64;
 
 /// At most one warning about late events per this period (the counts accumulate).
 const LATE_LOG_PERIOD: Duration = Duration::from_secs(10);
@@ -75,6 +82,8 @@ pub enum ServiceError {
     },
     #[error("checkpoint state: {0}")]
     State(#[from] arrow::error::ArrowError),
+    #[error("config: {0}")]
+    Config(String),
 }
 
 /// Runs the service until `shutdown` completes: it then stops consuming, finishes the
@@ -119,10 +128,46 @@ pub async fn run(
 
     let metrics = Arc::new(Metrics::new(&topics.inputs, &rules));
     let rendered = Arc::clone(&metrics);
+    let unknown = config.api.decide.unknown_rules(&rules);
+    if !unknown.is_empty() {
+        return Err(ServiceError::Config(format!(
+            "api.decide.rules names no loaded rule: {}",
+            unknown.join(", ")
+        )));
+    }
+    let decider = Arc::new(
+        Decider::new(&rules, &config.rule_params, config.api.decide.clone())
+            .await
+            .map_err(PipelineError::from)?,
+    );
+    let (queries, asked) = mpsc::channel::<Query>(QUERY_CHANNEL);
+    let api = {
+        let (token, api) = (config.api.token.clone(), config.api.clone());
+        let rule_ids: Vec<String> = rules.iter().map(|r| r.id.clone()).collect();
+        Box::new(move |addr: std::net::SocketAddr| {
+            let access = access::Access::new(addr, &token);
+            if !access.is_open() && !access.has_token() {
+                tracing::warn!(
+                    %addr,
+                    "http.listen is not a loopback address and api.token is empty: /v1 refuses \
+                     every request (set NHI_DRIFT_API__TOKEN); /metrics and health stay open"
+                );
+            }
+            Some(api::Api {
+                queries,
+                decider,
+                access,
+                max_body: api.max_body_bytes,
+                max_page: api.max_page.max(1),
+                rule_ids,
+            })
+        })
+    };
     let addr = http::serve(
         &config.http.listen,
         Arc::clone(&health),
         Arc::new(move || rendered.render()),
+        api,
         async move {
             let _ = http_done.await;
         },
@@ -132,7 +177,7 @@ pub async fn run(
         listen: config.http.listen.clone(),
         source,
     })?;
-    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /v1");
 
     let dir = config.checkpoint.dir.clone();
     let mut offsets = BTreeMap::new();
@@ -175,6 +220,10 @@ pub async fn run(
             partitions = offsets.len(),
             "state restored from checkpoint"
         );
+    }
+    let mut answerer = Answerer::new(config.api.findings_kept, Decoder::from_config(config));
+    for pipeline in tasks.pipelines() {
+        answerer.seed(pipeline);
     }
     health.set_restored();
 
@@ -244,8 +293,9 @@ pub async fn run(
         late: BTreeMap::new(),
         late_log: Throttle::new(LATE_LOG_PERIOD),
         writing: None,
+        answerer,
     };
-    let result = service.main_loop(rx, config, &health, &stop).await;
+    let result = service.main_loop(rx, asked, config, &health, &stop).await;
     health.stopping.store(true, Ordering::Relaxed);
     source.join();
     if let Some(bridge) = bridge.as_mut() {
@@ -284,6 +334,8 @@ struct Service {
     late_log: Throttle,
     /// The checkpoint being written, if any.
     writing: Option<Writing>,
+    /// What `/v1` asks is answered from.
+    answerer: Answerer,
 }
 
 /// A checkpoint on its way to disk.
@@ -300,6 +352,7 @@ impl Service {
     async fn main_loop(
         &mut self,
         mut rx: mpsc::Receiver<Input>,
+        mut asked: mpsc::Receiver<Query>,
         config: &Config,
         health: &Health,
         stop: &tokio::sync::Notify,
@@ -327,6 +380,8 @@ impl Service {
                             self.push(record).await?;
                         }
                         self.tasks.follow();
+                        // Between two chunks of a backlog, the questions waiting meanwhile.
+                        self.answer_waiting(&mut asked);
                     }
                     Some(Input::Assigned(streams)) => {
                         self.tasks.assigned(&streams).await.map_err(|source| {
@@ -335,8 +390,10 @@ impl Service {
                                 source,
                             }
                         })?;
+                        self.placed(&streams, true);
                     }
                     Some(Input::Revoked(streams)) => {
+                        self.placed(&streams, false);
                         self.tasks.revoked(&streams);
                         self.dirty = true;
                     }
@@ -350,6 +407,13 @@ impl Service {
                         self.dirty = true;
                     }
                 },
+                // Answers are quick (see `ask::answer`); with input flowing they are
+                // also taken between chunks, so neither waits for the other.
+                Some(query) = asked.recv() => {
+                    let pipelines: Vec<_> = self.tasks.pipelines().collect();
+                    self.answerer.answer(&pipelines, query);
+                    self.answer_waiting(&mut asked);
+                }
                 _ = checkpoint_tick.tick() => {
                     if self.dirty {
                         self.checkpoint().await?;
@@ -389,6 +453,51 @@ impl Service {
             if due {
                 self.flush().await?;
                 last_flush = Instant::now();
+            }
+        }
+    }
+
+    /// Keeps the partitions this instance reads for `/v1`'s answers about identities it
+    /// does not hold; on an assignment, reads the partition count from the broker (off
+    /// the pipeline task: a metadata request may take a while).
+    fn placed(&mut self, streams: &[u32], assigned: bool) {
+        let placement = &mut self.answerer.placement;
+        for &stream in streams {
+            let (topic, partition) = kafka::partition_of(stream);
+            // The directory is read from every partition by every instance: it places
+            // nothing.
+            if topic == DIRECTORY {
+                continue;
+            }
+            if assigned {
+                placement.assigned.insert(partition);
+            } else {
+                placement.assigned.remove(&partition);
+            }
+        }
+        if assigned {
+            let consumer = Arc::clone(&self.consumer);
+            let topic = self.input_topics[0].clone();
+            let count = Arc::clone(&placement.partitions);
+            tokio::task::spawn_blocking(move || {
+                if let Ok(counts) = partitions::fetch(&consumer, &[topic])
+                    && let Some((_, Some(n))) = counts.first()
+                {
+                    count.store(*n, Ordering::Relaxed);
+                }
+            });
+        }
+    }
+
+    /// Answers the questions already waiting, a bounded number at a time.
+    fn answer_waiting(&mut self, asked: &mut mpsc::Receiver<Query>) {
+        for _ in 0..QUERY_CHANNEL {
+            match asked.try_recv() {
+                Ok(query) => {
+                    let pipelines: Vec<_> = self.tasks.pipelines().collect();
+                    self.answerer.answer(&pipelines, query);
+                }
+                Err(_) => return,
             }
         }
     }
@@ -484,6 +593,7 @@ impl Service {
             if !counts.rule_time.is_empty() {
                 self.metrics.evaluation(took, &counts.rule_time);
             }
+            self.answerer.record(&task.pipeline, &alerts);
             for alert in alerts {
                 self.metrics.alert(&alert);
                 let payload = serde_json::to_vec(&self.format.render(&alert)).unwrap_or_default();

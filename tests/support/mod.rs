@@ -273,6 +273,8 @@ pub struct RunSettings<'a> {
     pub checkpoint_interval: &'a str,
     /// More `NHI_DRIFT_*` settings.
     pub env: Vec<(&'a str, &'a str)>,
+    /// The address `http.listen` binds (the port is a free one).
+    pub http_host: &'a str,
 }
 
 impl<'a> RunSettings<'a> {
@@ -290,6 +292,7 @@ impl<'a> RunSettings<'a> {
             log: dir.join(format!("{prefix}.log")),
             checkpoint_interval,
             env: Vec::new(),
+            http_host: "127.0.0.1",
         }
     }
 }
@@ -313,7 +316,10 @@ impl Service {
             )
             .envs(topic_env(settings.prefix))
             .envs(settings.env.iter().copied())
-            .env("NHI_DRIFT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "NHI_DRIFT_HTTP__LISTEN",
+                format!("{}:{port}", settings.http_host),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("SERVICE_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -343,6 +349,53 @@ impl Service {
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
         Some((status, body))
+    }
+
+    /// `(status code, headers, body)` of any request, or `None` when nothing answers.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Option<(u16, String, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .ok()?;
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).ok()?;
+        // The server may answer (413) before reading all of a large body.
+        let _ = stream.write_all(body);
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, head.to_owned(), body.to_owned()))
+    }
+
+    /// The JSON body and status of a `/v1` request without a token.
+    pub fn api(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let headers: &[(&str, &str)] = if body.is_empty() {
+            &[]
+        } else {
+            &[("Content-Type", "application/json")]
+        };
+        let (status, _, text) = self
+            .request(method, path, headers, body.as_bytes())
+            .unwrap_or_else(|| panic!("no answer to {method} {path}: {}", self.log_text()));
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        (status, value)
     }
 
     /// Waits until `/readyz` answers 200.
@@ -663,6 +716,7 @@ pub fn serve_scenario(scratch: &Scratch) -> (Broker, Service) {
         log: scratch.0.join("run.log"),
         checkpoint_interval: "200ms",
         env: Vec::new(),
+        http_host: "127.0.0.1",
     };
     let service = run_to_end(&broker, &run);
     (broker, service)
