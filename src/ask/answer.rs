@@ -139,15 +139,20 @@ impl Answerer {
                 let _ = reply.send(self.findings(pipelines, &filter, cursor, limit));
             }
             Query::Prepare { request, reply } => {
-                let prepared = self
-                    .holder(pipelines, &request.identity)
-                    .and_then(|pipeline| prepare(pipeline, &request, &self.decoder))
-                    .map_err(|r| match r {
-                        Refusal::UnknownIdentity(_) => {
-                            Refusal::UnknownIdentity(self.unknown(&request.identity))
-                        }
-                        other => other,
-                    });
+                let prepared = match self.holder(pipelines, &request.identity) {
+                    Ok(pipeline) => prepare(pipeline, &request, &self.decoder),
+                    // A bad request is refused as such, whoever holds the identity.
+                    Err(refusal) => match request.to_event(&self.decoder, 0) {
+                        Err(error) => Err(Refusal::Invalid(error)),
+                        Ok(_) => Err(refusal),
+                    },
+                }
+                .map_err(|r| match r {
+                    Refusal::UnknownIdentity(_) => {
+                        Refusal::UnknownIdentity(self.unknown(&request.identity))
+                    }
+                    other => other,
+                });
                 let _ = reply.send(prepared);
             }
         }
