@@ -46,7 +46,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let cluster = MockCluster::new(1)?;
-    for topic in INPUTS.iter().chain(&["nhi.alerts", "nhi.deadletter"]) {
+    for topic in INPUTS
+        .iter()
+        .chain(&["nhi.alerts", "nhi.deadletter"])
+        .chain(&["nhi-drift.state", "nhi-drift.progress"])
+    {
         cluster.create_topic(topic, PARTITIONS, 1)?;
     }
     let brokers = cluster.bootstrap_servers();

@@ -29,6 +29,7 @@
 //!   topics (`service::adapted`), the input topics' partition-count check
 //!   (`service::partitions`), the tasks — one pipeline per input partition number,
 //!   with the directory of cross-identity events every task is given (`service::tasks`) —
+//!   each task's state and progress on the group's topics (`service::state_topic`),
 //!   and the `/v1` API (`service::api`) with its bearer-token access off loopback
 //!   (`service::access`).
 //! - [`ask`]: asking the state (contract §9) — the identity view (`ask::identity`, built

@@ -45,6 +45,11 @@ pub struct Metrics {
     pub checkpoint_size: IntGauge,
     pub checkpoint_age: Gauge,
     pub ready: IntGauge,
+    pub tasks_assigned: IntGauge,
+    pub task_restore: Histogram,
+    pub rebalances: IntCounterVec,
+    pub state_written: IntCounter,
+    pub state_write_errors: IntCounter,
     pub identities: IntGauge,
     pub credentials: IntGauge,
     pub credentials_active: IntGauge,
@@ -211,6 +216,35 @@ impl Metrics {
                 "nhi_drift_ready",
                 "1 while /readyz answers ready, else 0.",
             ),
+            tasks_assigned: int_gauge(
+                &r,
+                "nhi_drift_tasks_assigned",
+                "Tasks (partition p of the input topics) this instance runs.",
+            ),
+            task_restore: histogram(
+                &r,
+                "nhi_drift_task_restore_duration_seconds",
+                "Time an assignment took to restore its tasks' state (from the state topic, \
+                 or held here) before reading resumed.",
+                &CHECKPOINT_BUCKETS,
+            ),
+            rebalances: counter_vec(
+                &r,
+                "nhi_drift_rebalances_total",
+                "Consumer group rebalances seen, by kind (assigned, revoked).",
+                &["kind"],
+            ),
+            state_written: counter(
+                &r,
+                "nhi_drift_state_written_bytes_total",
+                "Bytes of task state written to the state topic.",
+            ),
+            state_write_errors: counter(
+                &r,
+                "nhi_drift_state_write_errors_total",
+                "Checkpoints whose task state the state topic did not take (retried at the \
+                 next checkpoint; offsets are not committed meanwhile).",
+            ),
             identities: int_gauge(
                 &r,
                 "nhi_drift_identities_tracked",
@@ -269,6 +303,9 @@ impl Metrics {
         for topic in input_topics {
             m.events_consumed.with_label_values(&[topic]).reset();
             m.consumer_lag.with_label_values(&[topic]).set(0);
+        }
+        for kind in ["assigned", "revoked"] {
+            m.rebalances.with_label_values(&[kind]).reset();
         }
         for reason in Reason::ALL {
             m.events_rejected

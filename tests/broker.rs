@@ -4,16 +4,17 @@
 
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use support::{
-    Kafka, RunSettings, Scratch, assert_same_alerts, by_id, free_port, inputs, replay, run_to_end,
-    topic_env, with_clock_event,
+    Kafka, RunSettings, Scratch, Service, assert_same_alerts, by_id, checkpoint_offsets, free_port,
+    inputs, replay, run_to_end, split, topic_env, watermark_settled, with_clock_event,
 };
 
 /// A running `nhi-drift broker`.
@@ -33,6 +34,8 @@ impl BrokerProcess {
             .arg("broker")
             .args(args)
             .envs(topic_env(prefix))
+            // The group of the setup's services (`RunSettings`): its state topic.
+            .env("NHI_DRIFT_KAFKA__GROUP_ID", prefix)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -230,5 +233,169 @@ fn a_chosen_address_must_be_one_clients_can_reach() {
         assert_eq!(output.status.code(), Some(2), "{listen}: {stderr}");
         assert!(stderr.contains(says), "{listen}: {stderr}");
         assert!(output.stdout.is_empty(), "{listen}: no address printed");
+    }
+}
+
+/// The union (largest next offset per partition) of the checkpoints in `dirs`.
+fn checkpointed(dirs: &[PathBuf]) -> BTreeMap<(String, i32), i64> {
+    let mut union = BTreeMap::new();
+    for dir in dirs {
+        for (key, next) in checkpoint_offsets(dir) {
+            let at = union.entry(key).or_insert(next);
+            *at = (*at).max(next);
+        }
+    }
+    union
+}
+
+/// Waits until the instances in `dirs` together have checkpointed `end`, each with a
+/// settled watermark.
+fn wait_all_checkpointed(
+    services: &mut [Service],
+    dirs: &[PathBuf],
+    end: &BTreeMap<(String, i32), i64>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if &checkpointed(dirs) == end && dirs.iter().all(|d| watermark_settled(d)) {
+            return;
+        }
+        for service in services.iter_mut() {
+            if let Ok(Some(status)) = service.child.try_wait() {
+                panic!("an instance exited with {status}: {}", service.log_text());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs: Vec<String> = services.iter().map(Service::log_text).collect();
+    panic!(
+        "the instances never checkpointed the end of the input {end:?} (at {:?}): {}",
+        checkpointed(dirs),
+        logs.join("\n----\n")
+    );
+}
+
+/// Three instances in one group on a standalone broker with 6 partitions per input topic,
+/// the input produced in two halves, instance 0 stopped with `signal` between them, a
+/// fourth instance started later. Returns the alerts on the alert topic by
+/// (`alert_id`, `status`), the copies among them, and the replay's alerts.
+fn failover(prefix: &str, signal: &str) -> (Alerts, usize, Alerts) {
+    let scratch = Scratch::new(&format!("instances-{prefix}"));
+    let broker = BrokerProcess::start(
+        &["--partitions", "6"],
+        prefix,
+        &scratch.0.join("broker.log"),
+    );
+    let kafka = Kafka {
+        bootstrap: broker.address.clone(),
+        partitions: 6,
+    };
+    let stream = scenario_copies(12);
+    let fixture = scratch.0.join("stream.jsonl");
+    let as_of = with_clock_event(&stream, &fixture);
+    let halves = split(&fixture, 2);
+
+    let runs: Vec<RunSettings<'_>> = (0..4)
+        .map(|i| {
+            let dir = scratch.0.join(format!("i{i}"));
+            std::fs::create_dir_all(&dir).expect("instance dir");
+            RunSettings::in_dir(&kafka.bootstrap, &dir, prefix, "300ms")
+        })
+        .collect();
+    let dirs: Vec<PathBuf> = runs.iter().map(|r| r.state_dir.clone()).collect();
+    let mut services: Vec<Service> = runs[..3].iter().map(Service::start).collect();
+    kafka.produce(&halves[0], prefix);
+    let end = kafka.input_end_offsets(prefix);
+    wait_all_checkpointed(&mut services, &dirs[..3], &end);
+
+    let first = services.remove(0);
+    match signal {
+        "-KILL" => first.kill(),
+        _ => first.terminate(),
+    }
+    kafka.produce(&halves[1], prefix);
+    std::thread::sleep(Duration::from_secs(2));
+    services.push(Service::start(&runs[3]));
+    let end = kafka.input_end_offsets(prefix);
+    wait_all_checkpointed(&mut services, &dirs[1..], &end);
+    for service in services {
+        service.terminate();
+    }
+    let (got, copies) = by_id(kafka.values(&format!("{prefix}.alerts")));
+    let (want, _) = by_id(replay(&fixture, &as_of));
+    let (status, log) = broker.stop("-TERM");
+    assert!(status.success(), "broker exit: {status}: {log}");
+    (got, copies, want)
+}
+
+type Alerts = BTreeMap<(String, String), serde_json::Value>;
+
+/// The sample scenario `n` times over, each copy with its own identities, credentials,
+/// tasks and sessions (so on partitions of their own), in time order; the departures and
+/// offboardings, which concern every copy, once.
+fn scenario_copies(n: usize) -> String {
+    let text = std::fs::read_to_string("examples/scenario.jsonl").expect("scenario");
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    for line in text.lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if matches!(
+            event["type"].as_str(),
+            Some("principal.departed" | "vendor.offboarded")
+        ) {
+            events.push(event);
+            continue;
+        }
+        for k in 0..n {
+            let mut copy = event.clone();
+            for field in [
+                "id",
+                "identity",
+                "credential",
+                "new_credential",
+                "task",
+                "session",
+                "token",
+            ] {
+                if let Some(value) = copy[field].as_str() {
+                    copy[field] = format!("{value}-{k}").into();
+                }
+            }
+            events.push(copy);
+        }
+    }
+    // RFC 3339 UTC times of one shape sort as text; the sort is stable.
+    events.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
+    events.iter().map(|e| format!("{e}\n")).collect()
+}
+
+/// The partitions (of 6) of the identities with an alert of `rule`.
+fn partitions_with(alerts: &Alerts, rule: &str) -> BTreeSet<i32> {
+    alerts
+        .values()
+        .filter(|a| a["rule_id"] == rule)
+        .filter_map(|a| a["identity"].as_str())
+        .map(|identity| java_partition(identity, 6))
+        .collect()
+}
+
+#[test]
+fn instances_sharing_a_group_give_one_instances_alerts_across_a_kill() {
+    let (got, copies, want) = failover("multikill", "-KILL");
+    eprintln!(
+        "kill -9 between the halves: {} alerts, {copies} copies sent again by the new owners",
+        got.len()
+    );
+    assert_same_alerts(
+        &got,
+        &want,
+        "three instances, one killed, a fourth later vs replay",
+    );
+    // Departures and offboardings are all keyed by one identity, so on one partition;
+    // their alerts fall on identities everywhere.
+    for rule in ["NHI-ORPH-001", "NHI-ORPH-002"] {
+        let spread = partitions_with(&got, rule);
+        assert!(spread.len() > 1, "{rule} on partitions {spread:?}");
     }
 }

@@ -20,7 +20,9 @@ fn metrics_doc() -> String {
          `UPDATE_DOCS=1 cargo test --test metrics`; the test fails when this list and the\n\
          service disagree. Times are Unix seconds; durations are seconds. Labels are bounded:\n\
          `topic` (the three input topics), `reason` (reject reason codes), `rule` (rule ids),\n\
-         `severity`, `status` (`open`, `resolved`), `version`.\n\n\
+         `severity`, `status` (`open`, `resolved`), `version`, `kind` (`assigned`,\n\
+         `revoked`). Every series is per instance: with several instances, sum them across\n\
+         Prometheus's `instance` label for a total.\n\n\
          | metric | type | labels | meaning |\n|---|---|---|---|\n",
     );
     for (name, kind, help, labels) in exported_metrics().describe() {

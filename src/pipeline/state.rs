@@ -25,7 +25,7 @@ use crate::event::{Event, Micros};
 use crate::inventory::Inventory;
 
 /// Format version of [`PipelineState`]; a checkpoint of another version is refused.
-pub const STATE_VERSION: u32 = 6;
+pub const STATE_VERSION: u32 = 7;
 
 /// Everything a restarted pipeline needs to continue exactly where this one stood, as read
 /// back from a checkpoint. Field for field the shape of [`StateView`].

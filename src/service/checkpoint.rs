@@ -35,6 +35,9 @@ pub type Offsets = BTreeMap<(String, i32), i64>;
 #[derive(Debug)]
 pub struct TaskCheckpoint {
     pub partition: i32,
+    /// The state's generation on the state topic (`service::state_topic`): 0 for a
+    /// state never written there.
+    pub generation: u64,
     /// Next offset of the task's input partitions.
     pub offsets: Offsets,
     /// Next offset of each identity partition read as the directory.
@@ -66,6 +69,7 @@ struct Stored {
 #[derive(Deserialize)]
 struct StoredTask {
     partition: i32,
+    generation: u64,
     offsets: Vec<((String, i32), i64)>,
     directory: Vec<(i32, i64)>,
     pipeline: PipelineState,
@@ -75,6 +79,7 @@ struct StoredTask {
 #[derive(Serialize)]
 pub struct TaskView<'a> {
     pub partition: i32,
+    pub generation: u64,
     pub offsets: Vec<(&'a (String, i32), &'a i64)>,
     pub directory: Vec<(&'a i32, &'a i64)>,
     pub pipeline: StateView<'a>,
@@ -127,8 +132,67 @@ pub fn encode(tasks: &[TaskView<'_>]) -> Result<Vec<u8>, CheckpointError> {
     Ok(bytes)
 }
 
-/// Decodes a checkpoint read from `path`.
-pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+/// Encodes one task as the state topic holds it: the checkpoint header, then the task.
+pub fn encode_task(task: &TaskView<'_>) -> Result<Vec<u8>, CheckpointError> {
+    let mut bytes = Vec::with_capacity(1 << 16);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&STATE_VERSION.to_le_bytes());
+    postcard::to_io(task, &mut bytes).map_err(|e| CheckpointError::Encode(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// A checkpoint file of tasks encoded by [`encode_task`]: the same bytes as [`encode`]
+/// of those tasks (postcard writes a sequence as its length, then its elements).
+pub fn file_of(tasks: &[&[u8]]) -> Vec<u8> {
+    let header = MAGIC.len() + 4;
+    let body: usize = tasks.iter().map(|t| t.len().saturating_sub(header)).sum();
+    let mut bytes = Vec::with_capacity(header + 10 + body);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&STATE_VERSION.to_le_bytes());
+    let mut n = tasks.len() as u64;
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            bytes.push(byte);
+            break;
+        }
+        bytes.push(byte | 0x80);
+    }
+    for task in tasks {
+        bytes.extend_from_slice(task.get(header..).unwrap_or_default());
+    }
+    bytes
+}
+
+/// Decodes one task encoded by [`encode_task`], read from `origin` (a topic partition).
+pub fn decode_task(origin: &Path, bytes: &[u8]) -> Result<TaskCheckpoint, CheckpointError> {
+    let payload = payload(origin, bytes)?;
+    let (t, trailing) =
+        postcard::take_from_bytes::<StoredTask>(payload).map_err(|e| CheckpointError::Format {
+            path: origin.to_owned(),
+            reason: format!("{e} (the state is truncated or damaged)"),
+        })?;
+    if !trailing.is_empty() {
+        return Err(CheckpointError::Format {
+            path: origin.to_owned(),
+            reason: format!(
+                "{} bytes after its end (the state is damaged)",
+                trailing.len()
+            ),
+        });
+    }
+    Ok(TaskCheckpoint {
+        partition: t.partition,
+        generation: t.generation,
+        offsets: t.offsets.into_iter().collect(),
+        directory: t.directory.into_iter().collect(),
+        pipeline: t.pipeline,
+    })
+}
+
+/// The postcard body of checkpoint `bytes` read from `path`, after its header.
+fn payload<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b [u8], CheckpointError> {
     let format = |reason: &str| CheckpointError::Format {
         path: path.to_owned(),
         reason: reason.to_owned(),
@@ -146,6 +210,16 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
             found,
         });
     }
+    Ok(payload)
+}
+
+/// Decodes a checkpoint read from `path`.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+    let format = |reason: &str| CheckpointError::Format {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let payload = payload(path, bytes)?;
     let (stored, trailing) = postcard::take_from_bytes::<Stored>(payload)
         .map_err(|e| format(&format!("{e} (the file is truncated or damaged)")))?;
     if !trailing.is_empty() {
@@ -160,6 +234,7 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> 
             .into_iter()
             .map(|t| TaskCheckpoint {
                 partition: t.partition,
+                generation: t.generation,
                 offsets: t.offsets.into_iter().collect(),
                 directory: t.directory.into_iter().collect(),
                 pipeline: t.pipeline,

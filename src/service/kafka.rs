@@ -31,6 +31,11 @@ pub struct TopicNames {
     pub inputs: [String; 3],
     pub alerts: String,
     pub deadletter: String,
+    /// `<group_id>.state`: each task's state (contract §8, `service::state_topic`).
+    pub state: String,
+    /// `<group_id>.progress`: each task's largest event time, read by every instance
+    /// (`service::tasks`, one event time).
+    pub progress: String,
 }
 
 impl TopicNames {
@@ -41,6 +46,8 @@ impl TopicNames {
             inputs: [t.identity.clone(), t.credential.clone(), t.toolcall.clone()],
             alerts: t.alerts.clone(),
             deadletter: t.deadletter.clone(),
+            state: format!("{}.state", config.kafka.group_id),
+            progress: format!("{}.progress", config.kafka.group_id),
         }
     }
 
@@ -60,6 +67,8 @@ impl TopicNames {
         let mut all: Vec<&str> = self.inputs.iter().map(String::as_str).collect();
         all.push(&self.alerts);
         all.push(&self.deadletter);
+        all.push(&self.state);
+        all.push(&self.progress);
         all
     }
 }

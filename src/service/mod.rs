@@ -3,11 +3,13 @@
 //! A poll thread ([`source`]) consumes the three input topics and decodes each record
 //! once; the pipeline task pushes each record through the pipeline of its partition's
 //! task ([`tasks`]), sends alerts and dead letters through the idempotent producer
-//! ([`sink`]), and every `checkpoint.interval` — and on shutdown — waits for the broker
-//! to acknowledge them, writes every task's state with the next offset of its partitions
-//! ([`checkpoint`]) and only then commits those offsets. A restart restores the state and seeks each partition
-//! to its checkpointed offset, so the records after it are read again and produce the same
-//! alert ids (at-least-once in, idempotent out). Input topics whose partition counts
+//! ([`sink`]), and every `checkpoint.interval` — and on shutdown, and before partitions
+//! are revoked — waits for the broker to acknowledge them, writes the state of every task
+//! that changed, with the next offset of its partitions, to the state topic
+//! ([`state_topic`]) and the local checkpoint ([`checkpoint`]), and only then commits
+//! those offsets. Whichever instance is assigned a task next restores that state and
+//! seeks the task's partitions to its offsets, so the records after it are read again and
+//! produce the same alert ids (at-least-once in, idempotent out). Input topics whose partition counts
 //! differ are not read at all ([`partitions`]).
 
 pub mod access;
@@ -21,6 +23,7 @@ pub mod kafka;
 pub mod partitions;
 pub mod sink;
 pub mod source;
+pub mod state_topic;
 pub mod tasks;
 
 use std::collections::BTreeMap;
@@ -84,6 +87,11 @@ pub enum ServiceError {
     State(#[from] arrow::error::ArrowError),
     #[error("config: {0}")]
     Config(String),
+    #[error(
+        "{topic}: cannot restore a task's state: {error} (the partition's records were left \
+         unread; see README, several instances)"
+    )]
+    Restore { topic: String, error: String },
 }
 
 /// Runs the service until `shutdown` completes: it then stops consuming, finishes the
@@ -180,10 +188,10 @@ pub async fn run(
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /v1");
 
     let dir = config.checkpoint.dir.clone();
-    let mut offsets = BTreeMap::new();
-    let mut restored = Vec::new();
-    // The embedded broker starts empty every time: a checkpoint of an earlier one refers
-    // to records that no longer exist, so it is not restored (and is replaced).
+    // The local checkpoint is a cache of the state topic: a task whose state there has
+    // the same generation continues from it without reading the topic. The embedded
+    // broker starts empty every time: a checkpoint of an earlier one refers to records
+    // that no longer exist, so it is not used (and is replaced).
     let saved = checkpoint::load(&dir)?;
     let saved = if embedded.is_some() && saved.is_some() {
         tracing::info!(
@@ -194,46 +202,69 @@ pub async fn run(
     } else {
         saved
     };
-    match saved {
+    let saved = match saved {
         Some(saved) => {
-            offsets = saved.offsets();
-            restored = saved.tasks;
+            tracing::info!(
+                path = %checkpoint::path_in(&dir).display(),
+                tasks = saved.tasks.len(),
+                "local checkpoint read; each task continues from it if the state topic has \
+                 nothing newer"
+            );
+            saved.tasks
         }
-        None => tracing::info!(dir = %dir.display(), "no checkpoint; starting from empty state"),
-    }
-    let restored_tasks = restored.len();
-    let mut tasks = Tasks::new(
+        None => {
+            tracing::info!(dir = %dir.display(), "no local checkpoint");
+            Vec::new()
+        }
+    };
+    let tasks = Tasks::new(
         Options::from_config(config),
         rules,
         config.rule_params.clone(),
-        restored,
+        saved,
     );
-    let task_error = |source| ServiceError::Task {
-        path: checkpoint::path_in(&dir).display().to_string(),
-        source,
-    };
-    tasks.start_restored().await.map_err(task_error)?;
-    if restored_tasks > 0 {
-        tracing::info!(
-            path = %checkpoint::path_in(&dir).display(),
-            tasks = restored_tasks,
-            partitions = offsets.len(),
-            "state restored from checkpoint"
-        );
-    }
-    let mut answerer = Answerer::new(config.api.findings_kept, Decoder::from_config(config));
-    for pipeline in tasks.pipelines() {
-        answerer.seed(pipeline);
-    }
+    let answerer = Answerer::new(config.api.findings_kept, Decoder::from_config(config));
     health.set_restored();
 
     let base = producer_config(&brokers, &config.kafka.properties);
+    if embedded.is_none() {
+        // Off the start-up path: a broker that is away must not delay /readyz saying so.
+        let (brokers, properties, topics, health) = (
+            brokers.clone(),
+            config.kafka.properties.clone(),
+            topics.clone(),
+            Arc::clone(&health),
+        );
+        tokio::spawn(async move {
+            if let Err(error) = state_topic::ensure(&brokers, &properties, &topics, health).await {
+                tracing::error!(
+                    %error,
+                    "the state topics do not fit the input topics: task state cannot be \
+                     written or restored until they do"
+                );
+            }
+        });
+    }
+    let state_writer = Arc::new(state_topic::StateWriter::new(
+        base.clone(),
+        &topics,
+        Arc::clone(&health),
+    )?);
+    let state_reader = state_topic::StateReader::new(
+        client_config(&brokers, &config.kafka.properties),
+        &topics.state,
+        Arc::clone(&health),
+    )?;
+    let (tx, rx) = mpsc::channel(source::CHANNEL_CHUNKS);
     let mut consumer_config = client_config(&brokers, &BTreeMap::new());
     consumer_config
         // A restarted instance waits for its killed predecessor's session to expire
         // before partitions are assigned again: 10 s rather than librdkafka's 45 s.
         .set("session.timeout.ms", "10000")
         .set("group.id", &config.kafka.group_id)
+        // Partition p of every input topic to the same member (the topics have the same
+        // partition count), so a task is assigned whole.
+        .set("partition.assignment.strategy", "range")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -244,9 +275,16 @@ pub async fn run(
     }
     let consumer: BaseConsumer<Context> = consumer_config.create_with_context(Context {
         health: Arc::clone(&health),
+        metrics: Arc::clone(&metrics),
         log: ClientLog::new(Arc::clone(&health)),
-        start_offsets: offsets.clone(),
+        topics: topics.clone(),
+        tx: std::sync::Mutex::new(Some(tx.clone())),
+        state: state_reader,
+        held: tasks.held(),
+        start_offsets: std::sync::Mutex::new(BTreeMap::new()),
         assignment: std::sync::Mutex::new(None),
+        revoked: std::sync::Mutex::new(Vec::new()),
+        handoff: std::sync::atomic::AtomicBool::new(true),
     })?;
     let inputs: Vec<&str> = topics.inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&inputs)?;
@@ -262,7 +300,6 @@ pub async fn run(
 
     let directory =
         source::directory_consumer(&brokers, &config.kafka.properties, Arc::clone(&health))?;
-    let (tx, rx) = mpsc::channel(source::CHANNEL_CHUNKS);
     let consumers = source::Consumers {
         group: Arc::clone(&consumer),
         directory,
@@ -281,6 +318,7 @@ pub async fn run(
     let mut service = Service {
         tasks,
         sink,
+        state: state_writer,
         consumer: Arc::clone(&consumer),
         format: config.alerts.format,
         alerts_topic: Arc::from(topics.alerts.as_str()),
@@ -309,6 +347,7 @@ pub async fn run(
     service.complete_checkpoint().await?;
     service.report_late(true);
     service.sink.flush(kafka::SHUTDOWN_TIMEOUT);
+    service.state.flush(kafka::SHUTDOWN_TIMEOUT);
     consumer.unsubscribe();
     tracing::info!("stopped");
     Ok(())
@@ -319,6 +358,8 @@ struct Service {
     /// One pipeline per input partition number, with its offsets ([`tasks`]).
     tasks: Tasks,
     sink: Sink,
+    /// Writes each task's state to the state topic.
+    state: Arc<state_topic::StateWriter>,
     consumer: Arc<BaseConsumer<Context>>,
     format: AlertFormat,
     alerts_topic: Arc<str>,
@@ -338,14 +379,33 @@ struct Service {
     answerer: Answerer,
 }
 
-/// A checkpoint on its way to disk.
+/// A checkpoint on its way to the state topic and disk.
 struct Writing {
-    write: tokio::task::JoinHandle<Result<u64, CheckpointError>>,
+    write: tokio::task::JoinHandle<Result<(u64, u64), WriteFailure>>,
+    /// The task states it writes to the state topic.
+    taken: Vec<Taken>,
     /// The offsets it holds, committed once it is written.
     offsets: BTreeMap<(String, i32), i64>,
     started: Instant,
     /// How long the pipeline task spent taking it.
     paused: Duration,
+}
+
+/// One task's state taken for the state topic.
+struct Taken {
+    partition: i32,
+    generation: u64,
+    offsets: checkpoint::Offsets,
+    bytes: Arc<Vec<u8>>,
+}
+
+/// Why a checkpoint was not written.
+enum WriteFailure {
+    /// The state topic did not take a state (the broker is away, say): retried.
+    State(state_topic::StateTopicError),
+    /// The local file could not be written: the service stops, as it cannot keep its
+    /// promise to restart from it.
+    Local(CheckpointError),
 }
 
 impl Service {
@@ -383,19 +443,42 @@ impl Service {
                         // Between two chunks of a backlog, the questions waiting meanwhile.
                         self.answer_waiting(&mut asked);
                     }
-                    Some(Input::Assigned(streams)) => {
-                        self.tasks.assigned(&streams).await.map_err(|source| {
-                            ServiceError::Task {
-                                path: checkpoint::path_in(&self.dir).display().to_string(),
+                    Some(Input::Assigned { streams, restored, whole }) => {
+                        let read: Vec<i32> = restored.iter().map(|t| t.partition).collect();
+                        self.tasks
+                            .assigned(&streams, restored, whole)
+                            .await
+                            .map_err(|source| ServiceError::Task {
+                                path: self.state.topic().to_owned(),
                                 source,
+                            })?;
+                        for (&partition, task) in self.tasks.iter() {
+                            if read.contains(&partition) {
+                                self.answerer.seed(&task.pipeline);
                             }
-                        })?;
+                        }
                         self.placed(&streams, true);
+                        self.metrics.tasks_assigned.set(self.tasks.len() as i64);
                     }
-                    Some(Input::Revoked(streams)) => {
+                    Some(Input::Revoked { streams, done }) => {
                         self.placed(&streams, false);
+                        // The next owner continues from the state written now.
+                        self.checkpoint().await?;
+                        self.complete_checkpoint().await?;
                         self.tasks.revoked(&streams);
-                        self.dirty = true;
+                        self.metrics.tasks_assigned.set(self.tasks.len() as i64);
+                        if let Some(done) = done {
+                            let _ = done.send(());
+                        }
+                    }
+                    Some(Input::Progress(markers)) => {
+                        self.tasks.progress(&markers);
+                    }
+                    Some(Input::RestoreFailed(error)) => {
+                        return Err(ServiceError::Restore {
+                            topic: self.state.topic().to_owned(),
+                            error,
+                        });
                     }
                     Some(Input::Behind(stream)) => {
                         self.tasks.set_caught_up(stream, false);
@@ -404,6 +487,7 @@ impl Service {
                         self.tasks.set_caught_up(stream, true);
                         self.tasks.follow();
                         tracing::debug!(stream, "partition caught up");
+                        self.tasks.touch_all();
                         self.dirty = true;
                     }
                 },
@@ -424,6 +508,9 @@ impl Service {
                         self.complete_checkpoint().await?;
                     }
                     self.report_late(false);
+                    for (partition, time) in self.tasks.unpublished() {
+                        self.state.publish_progress(partition, time);
+                    }
                     for (_, task) in self.tasks.iter_mut() {
                         self.metrics.count(&task.pipeline.take_counts());
                     }
@@ -441,6 +528,7 @@ impl Service {
                         for (_, task) in self.tasks.iter_mut() {
                             task.pipeline.advance_idle(now);
                         }
+                        self.tasks.touch_all();
                         self.dirty = true;
                     }
                 }
@@ -559,6 +647,7 @@ impl Service {
             .entry((self.input_topics[topic].clone(), partition))
             .or_insert(0);
         *next = (*next).max(offset + 1);
+        task.dirty = true;
         self.dirty = true;
         match decoded {
             Ok(event) => task.pipeline.push_decoded(event, stream),
@@ -586,6 +675,7 @@ impl Service {
                 continue;
             }
             let started = Instant::now();
+            task.dirty = true;
             let alerts = task.pipeline.flush().await?;
             let took = started.elapsed();
             let counts = task.pipeline.take_counts();
@@ -605,23 +695,79 @@ impl Service {
         Ok(())
     }
 
-    /// Flush, wait for the broker to acknowledge everything sent, take the state, and
-    /// write it as the checkpoint on a blocking thread while the pipeline goes on; the
-    /// offsets it holds are committed once it is on disk ([`Service::complete_checkpoint`]).
-    /// One checkpoint is written at a time.
+    /// Flush, wait for the broker to acknowledge everything sent, and take the state of
+    /// every task changed since its last one; those states go to the state topic, then all
+    /// tasks' states to the local checkpoint file, while the pipeline goes on; the offsets
+    /// are committed once both are written ([`Service::complete_checkpoint`]). One
+    /// checkpoint is written at a time.
     async fn checkpoint(&mut self) -> Result<(), ServiceError> {
         self.complete_checkpoint().await?;
         let started = Instant::now();
         self.flush().await?;
         self.sink.settle().await;
-        // Encoded from a borrowed view; the write and its fsyncs run beside the pipeline.
         let offsets = self.tasks.offsets();
-        let bytes = checkpoint::encode(&self.tasks.views()?)?;
-        let dir = self.dir.clone();
-        let write = tokio::task::spawn_blocking(move || checkpoint::save(&dir, &bytes));
+        let mut taken = Vec::new();
+        let mut files = Vec::with_capacity(self.tasks.len());
+        for (&partition, task) in self.tasks.iter_mut() {
+            let bytes = match (&task.encoded, task.dirty) {
+                (Some(bytes), false) => Arc::clone(bytes),
+                _ => {
+                    // Encoded from a borrowed view, as the next generation.
+                    let generation = task.generation + 1;
+                    let view = checkpoint::TaskView {
+                        partition,
+                        generation,
+                        offsets: task.offsets.iter().collect(),
+                        directory: task.directory.iter().collect(),
+                        pipeline: task.pipeline.state()?,
+                    };
+                    let bytes = Arc::new(checkpoint::encode_task(&view)?);
+                    task.dirty = false;
+                    task.encoded = Some(Arc::clone(&bytes));
+                    taken.push(Taken {
+                        partition,
+                        generation,
+                        offsets: task.offsets.clone(),
+                        bytes: Arc::clone(&bytes),
+                    });
+                    bytes
+                }
+            };
+            files.push(bytes);
+        }
+        let file = {
+            let parts: Vec<&[u8]> = files.iter().map(|b| b.as_slice()).collect();
+            checkpoint::file_of(&parts)
+        };
+        let (state, dir) = (Arc::clone(&self.state), self.dir.clone());
+        let states: Vec<(i32, u64, Arc<Vec<u8>>)> = taken
+            .iter()
+            .map(|t| (t.partition, t.generation, Arc::clone(&t.bytes)))
+            .collect();
+        let write = tokio::spawn(async move {
+            let mut written = 0u64;
+            for (partition, generation, bytes) in states {
+                state
+                    .write(partition, generation, &bytes)
+                    .await
+                    .map_err(WriteFailure::State)?;
+                written += bytes.len() as u64;
+            }
+            let size = tokio::task::spawn_blocking(move || checkpoint::save(&dir, &file))
+                .await
+                .map_err(|e| {
+                    WriteFailure::Local(CheckpointError::Io {
+                        path: std::path::PathBuf::from("checkpoint"),
+                        source: std::io::Error::other(e.to_string()),
+                    })
+                })?
+                .map_err(WriteFailure::Local)?;
+            Ok((written, size))
+        });
         self.dirty = false;
         self.writing = Some(Writing {
             write,
+            taken,
             offsets,
             started,
             paused: started.elapsed(),
@@ -629,32 +775,60 @@ impl Service {
         Ok(())
     }
 
-    /// Waits for the checkpoint being written, if any, then commits its offsets.
+    /// Waits for the checkpoint being written, if any, then commits its offsets. A state
+    /// the state topic did not take is taken again at the next checkpoint, and nothing is
+    /// committed meanwhile.
     async fn complete_checkpoint(&mut self) -> Result<(), ServiceError> {
         let Some(writing) = self.writing.take() else {
             return Ok(());
         };
-        let bytes = match writing.write.await {
-            Ok(written) => written?,
-            Err(join) => {
-                return Err(ServiceError::Checkpoint(CheckpointError::Io {
-                    path: checkpoint::path_in(&self.dir),
-                    source: std::io::Error::other(join.to_string()),
-                }));
+        let result = match writing.write.await {
+            Ok(result) => result,
+            Err(join) => Err(WriteFailure::Local(CheckpointError::Io {
+                path: checkpoint::path_in(&self.dir),
+                source: std::io::Error::other(join.to_string()),
+            })),
+        };
+        let (state_bytes, bytes) = match result {
+            Ok(sizes) => sizes,
+            Err(WriteFailure::Local(error)) => return Err(error.into()),
+            Err(WriteFailure::State(error)) => {
+                self.metrics.state_write_errors.inc();
+                tracing::warn!(
+                    %error,
+                    tasks = writing.taken.len(),
+                    "writing task state to the state topic; retried at the next checkpoint, \
+                     offsets not committed meanwhile"
+                );
+                for taken in &writing.taken {
+                    self.tasks.retry(taken.partition);
+                }
+                self.dirty = true;
+                return Ok(());
             }
         };
+        for taken in writing.taken {
+            self.tasks.written(
+                taken.partition,
+                taken.generation,
+                taken.offsets,
+                taken.bytes,
+            );
+        }
         self.last_checkpoint = Instant::now();
         self.metrics
             .checkpoint_duration
             .observe(writing.started.elapsed().as_secs_f64());
         self.metrics.checkpoint_size.set(bytes as i64);
+        self.metrics.state_written.inc_by(state_bytes);
         self.sync_metrics();
         if let Err(error) = source::commit(&self.consumer, &writing.offsets) {
-            // The checkpoint holds the offsets; the group's copy catches up next time.
+            // The state holds the offsets; the group's copy catches up next time.
             tracing::warn!(%error, "committing offsets");
         }
         tracing::debug!(
             bytes,
+            state_bytes,
             millis = writing.started.elapsed().as_millis() as u64,
             pipeline_paused_millis = writing.paused.as_millis() as u64,
             partitions = writing.offsets.len(),

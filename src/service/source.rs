@@ -21,11 +21,13 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Statistics};
 use tokio::sync::mpsc;
 
+use super::checkpoint::{self, Offsets, TaskCheckpoint};
 use super::client_log::{self, CLIENT_LOG_PERIOD, ClientLog};
 use super::health::Health;
 use super::kafka::{TopicNames, client_config, stream_of};
 use super::partitions::Guard;
-use super::tasks::DIRECTORY;
+use super::state_topic::{StateRead, StateReader, progress_of};
+use super::tasks::{DIRECTORY, HeldStates};
 use crate::event::decode::Origin;
 use crate::event::{DeadLetter, Decoder, Event};
 use crate::metrics::Metrics;
@@ -53,10 +55,24 @@ pub struct Record {
 #[derive(Debug)]
 pub enum Input {
     Records(Vec<Record>),
-    /// Newly assigned partitions (streams) that have records to deliver.
-    Assigned(Vec<u32>),
-    /// Partitions no longer assigned.
-    Revoked(Vec<u32>),
+    /// Newly assigned partitions (streams) that have records to deliver, with the task
+    /// states read from the state topic for them; a `whole` assignment is the group's
+    /// (the directory's streams are assigned on their own).
+    Assigned {
+        streams: Vec<u32>,
+        restored: Vec<TaskCheckpoint>,
+        whole: bool,
+    },
+    /// Partitions no longer assigned: their tasks' state is to be written before `done`
+    /// is answered (the rebalance waits for it, so the next owner reads that state).
+    Revoked {
+        streams: Vec<u32>,
+        done: Option<std::sync::mpsc::SyncSender<()>>,
+    },
+    /// The state of an assigned task could not be restored.
+    RestoreFailed(String),
+    /// Progress markers: task *p* (wherever it runs) has read up to an event time.
+    Progress(Vec<(i32, crate::event::Micros)>),
     /// A partition is quiet: read to its end, as the broker confirmed after it received
     /// nothing for `time.partition_idle`; it no longer holds the watermark.
     CaughtUp(u32),
@@ -65,15 +81,44 @@ pub enum Input {
     Behind(u32),
 }
 
-/// Consumer callbacks: seek assigned partitions to the checkpointed offsets, keep health
-/// up to date, and pass librdkafka's messages on rate-limited.
+/// How long a revocation waits for the pipeline task to write the revoked tasks' state.
+const REVOKE_WAIT: Duration = Duration::from_secs(60);
+
+/// Consumer callbacks: on an assignment, restore each task's state (from the state topic,
+/// unless the one held here is as new) and seek its partitions to that state's offsets;
+/// on a revocation, wait for the pipeline task to write the revoked tasks' state; keep
+/// health up to date, and pass librdkafka's messages on rate-limited.
 pub struct Context {
     pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
     pub log: ClientLog,
-    /// Next offset per (topic, partition), from the restored checkpoint.
-    pub start_offsets: BTreeMap<(String, i32), i64>,
+    pub topics: TopicNames,
+    /// Where the pipeline task is told of assignments and revocations (taken when polling
+    /// stops, so the pipeline task sees the input end).
+    pub tx: std::sync::Mutex<Option<mpsc::Sender<Input>>>,
+    /// Reads the state topic.
+    pub state: StateReader,
+    /// The task states the pipeline task holds.
+    pub held: HeldStates,
+    /// Next offset per (topic, partition) of the tasks assigned, as restored.
+    pub start_offsets: std::sync::Mutex<BTreeMap<(String, i32), i64>>,
     /// The partitions assigned by the latest rebalance, until the poll loop takes them.
     pub assignment: std::sync::Mutex<Option<Vec<(String, i32)>>>,
+    /// Streams revoked since the poll loop last looked: records of theirs it holds are
+    /// dropped (the next owner reads them again from the state's offsets).
+    pub revoked: std::sync::Mutex<Vec<u32>>,
+    /// Whether the pipeline task still takes assignments (false once polling stopped).
+    pub handoff: std::sync::atomic::AtomicBool,
+}
+
+/// Where an assigned task's state comes from.
+enum Restore {
+    /// The state held here is the latest: continue it from its offsets.
+    Held(Offsets),
+    /// Read from the state topic.
+    Read(Box<TaskCheckpoint>),
+    /// No state anywhere: from the beginning of the input.
+    Fresh,
 }
 
 impl ClientContext for Context {
@@ -94,6 +139,198 @@ impl Context {
             *a = Some(partitions);
         }
     }
+
+    fn send(&self, input: Input) -> bool {
+        if !self.handoff.load(Ordering::Relaxed) {
+            return false;
+        }
+        let tx = self.tx.lock().ok().and_then(|tx| tx.clone());
+        tx.is_some_and(|tx| tx.blocking_send(input).is_ok())
+    }
+
+    /// The state task `partition` continues from.
+    fn restore(&self, partition: i32) -> Result<Restore, String> {
+        let held = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&partition).cloned());
+        let read = self
+            .state
+            .read(partition, held.as_ref().map(|h| h.generation))
+            .map_err(|e| e.to_string())?;
+        Ok(match (read, held) {
+            (StateRead::Same, Some(held)) => Restore::Held(held.offsets),
+            (StateRead::Latest(head, bytes), _) => {
+                let origin = std::path::PathBuf::from(format!(
+                    "{}/{partition} (generation {})",
+                    self.state.topic(),
+                    head.generation
+                ));
+                let task = checkpoint::decode_task(&origin, &bytes).map_err(|e| e.to_string())?;
+                if task.partition != partition {
+                    return Err(format!(
+                        "{}: holds the state of partition {}",
+                        origin.display(),
+                        task.partition
+                    ));
+                }
+                Restore::Read(Box::new(task))
+            }
+            (StateRead::Nothing, Some(held)) => {
+                tracing::warn!(
+                    partition,
+                    topic = %self.state.topic(),
+                    "the state topic has no state of this task: continuing from the local \
+                     checkpoint"
+                );
+                Restore::Held(held.offsets)
+            }
+            (StateRead::Nothing | StateRead::Same, None) => Restore::Fresh,
+        })
+    }
+
+    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let started = Instant::now();
+        let keys: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let partitions: std::collections::BTreeSet<i32> = keys
+            .iter()
+            .filter(|(t, _)| self.topics.input_index(t).is_some())
+            .map(|(_, p)| *p)
+            .collect();
+        let mut restored = Vec::new();
+        let mut offsets = Offsets::new();
+        let mut from = Vec::new();
+        for &partition in &partitions {
+            let restore = if self.handoff.load(Ordering::Relaxed) {
+                self.restore(partition)
+            } else {
+                Ok(Restore::Fresh)
+            };
+            let (kept, source) = match restore {
+                Ok(Restore::Held(kept)) => (kept, "held"),
+                Ok(Restore::Read(task)) => {
+                    let kept = task.offsets.clone();
+                    restored.push(*task);
+                    (kept, "state topic")
+                }
+                Ok(Restore::Fresh) => (Offsets::new(), "none"),
+                Err(error) => {
+                    tracing::error!(partition, %error, "restoring a task's state");
+                    self.send(Input::RestoreFailed(format!(
+                        "partition {partition}: {error}"
+                    )));
+                    return;
+                }
+            };
+            from.push(format!("{partition}:{source}"));
+            for topic in &self.topics.inputs {
+                let key = (topic.clone(), partition);
+                // A partition the state never read starts at its beginning.
+                let next = kept.get(&key).copied();
+                let offset = next.map_or(Offset::Beginning, Offset::Offset);
+                let _ = tpl.set_partition_offset(topic, partition, offset);
+                if let Some(next) = next {
+                    offsets.insert(key, next);
+                }
+            }
+        }
+        if let Ok(mut start) = self.start_offsets.lock() {
+            *start = offsets;
+        }
+        let took = started.elapsed();
+        if !partitions.is_empty() {
+            self.metrics.task_restore.observe(took.as_secs_f64());
+        }
+        self.metrics
+            .rebalances
+            .with_label_values(&["assigned"])
+            .inc();
+        let list: Vec<String> = tpl
+            .elements()
+            .iter()
+            .map(|e| format!("{}/{}@{:?}", e.topic(), e.partition(), e.offset()))
+            .collect();
+        tracing::info!(
+            partitions = %list.join(" "),
+            states = %from.join(" "),
+            restore_millis = took.as_millis() as u64,
+            "partitions assigned"
+        );
+        match consumer.assign(tpl) {
+            Ok(()) => {
+                // Refused input (see `partitions`) is assigned but not read.
+                if self.health.is_refused()
+                    && let Err(error) = consumer.pause(tpl)
+                {
+                    tracing::error!(%error, "pausing the input partitions");
+                }
+                self.health.set_assigned(tpl.count());
+                self.set_assignment(keys);
+                let streams = tpl
+                    .elements()
+                    .iter()
+                    .filter_map(|e| {
+                        let topic = self.topics.input_index(e.topic())?;
+                        Some(stream_of(topic, e.partition()))
+                    })
+                    .collect();
+                self.send(Input::Assigned {
+                    streams,
+                    restored,
+                    whole: true,
+                });
+            }
+            Err(error) => tracing::error!(%error, "assigning partitions"),
+        }
+    }
+
+    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let streams: Vec<u32> = tpl
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let topic = self.topics.input_index(e.topic())?;
+                Some(stream_of(topic, e.partition()))
+            })
+            .collect();
+        tracing::info!(partitions = tpl.count(), "partitions revoked");
+        self.metrics
+            .rebalances
+            .with_label_values(&["revoked"])
+            .inc();
+        if let Ok(mut revoked) = self.revoked.lock() {
+            revoked.extend(&streams);
+        }
+        // The tasks' state is written before the group hears that they are free.
+        let (done, written) = std::sync::mpsc::sync_channel(1);
+        let started = Instant::now();
+        if self.send(Input::Revoked {
+            streams,
+            done: Some(done),
+        }) {
+            match written.recv_timeout(REVOKE_WAIT) {
+                Ok(()) => tracing::info!(
+                    millis = started.elapsed().as_millis() as u64,
+                    "revoked tasks' state written"
+                ),
+                Err(_) => tracing::warn!(
+                    secs = REVOKE_WAIT.as_secs(),
+                    "the revoked tasks' state was not written in time: their next owner \
+                     continues from the state before (and sends some alerts again)"
+                ),
+            }
+        }
+        self.health.set_assigned(0);
+        self.set_assignment(Vec::new());
+        if let Err(error) = consumer.unassign() {
+            tracing::error!(%error, "unassigning partitions");
+        }
+    }
 }
 
 impl ConsumerContext for Context {
@@ -104,50 +341,8 @@ impl ConsumerContext for Context {
         tpl: &mut TopicPartitionList,
     ) {
         match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let keys: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect();
-                for key in keys {
-                    if let Some(&next) = self.start_offsets.get(&key) {
-                        let _ = tpl.set_partition_offset(&key.0, key.1, Offset::Offset(next));
-                    }
-                }
-                let list: Vec<String> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| format!("{}/{}@{:?}", e.topic(), e.partition(), e.offset()))
-                    .collect();
-                tracing::info!(partitions = %list.join(" "), "partitions assigned");
-                match consumer.assign(tpl) {
-                    Ok(()) => {
-                        // Refused input (see `partitions`) is assigned but not read.
-                        if self.health.is_refused()
-                            && let Err(error) = consumer.pause(tpl)
-                        {
-                            tracing::error!(%error, "pausing the input partitions");
-                        }
-                        self.health.set_assigned(tpl.count());
-                        self.set_assignment(
-                            tpl.elements()
-                                .iter()
-                                .map(|e| (e.topic().to_owned(), e.partition()))
-                                .collect(),
-                        );
-                    }
-                    Err(error) => tracing::error!(%error, "assigning partitions"),
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                tracing::info!(partitions = tpl.count(), "partitions revoked");
-                self.health.set_assigned(0);
-                self.set_assignment(Vec::new());
-                if let Err(error) = consumer.unassign() {
-                    tracing::error!(%error, "unassigning partitions");
-                }
-            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer, tpl),
             other => {
                 tracing::error!(error = ?other, "rebalance error");
                 let _ = consumer.unassign();
@@ -232,7 +427,14 @@ impl Source {
                     &health,
                     &metrics,
                     &tx,
-                )
+                );
+                // Revocations from now on (shutdown) wait for nobody: the pipeline task
+                // writes every task's state as it stops.
+                let context = consumers.group.context();
+                context.handoff.store(false, Ordering::Relaxed);
+                if let Ok(mut tx) = context.tx.lock() {
+                    tx.take();
+                }
             })
             .expect("spawning the poll thread");
         Source {
@@ -285,12 +487,14 @@ const CATCH_UP_CHECK: Duration = Duration::from_millis(100);
 /// The directory consumer's partitions, assigned from the beginning; their streams.
 fn assign_directory(
     directory: &BaseConsumer<DirectoryContext>,
-    topic: &str,
+    topics: &TopicNames,
     partitions: usize,
 ) -> KafkaResult<Vec<u32>> {
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions as i32 {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        tpl.add_partition_offset(&topics.inputs[0], p, Offset::Beginning)?;
+        // The tasks' progress markers, wherever they run.
+        tpl.add_partition_offset(&topics.progress, p, Offset::Beginning)?;
     }
     directory.assign(&tpl)?;
     Ok((0..partitions as i32)
@@ -355,13 +559,18 @@ fn poll_loop(
             0
         }
     };
-    match assign_directory(directory, &topics.inputs[0], count) {
+    match assign_directory(directory, topics, count) {
         Ok(streams) => {
             for &stream in &streams {
                 let partition = super::kafka::partition_of(stream).1;
                 partitions.insert(stream, Partition::new(DIRECTORY, partition, None));
             }
-            if tx.blocking_send(Input::Assigned(streams)).is_err() {
+            let assigned = Input::Assigned {
+                streams,
+                restored: Vec::new(),
+                whole: false,
+            };
+            if tx.blocking_send(assigned).is_err() {
                 return;
             }
         }
@@ -369,6 +578,8 @@ fn poll_loop(
     }
     // Whether the directory consumer delivered a full chunk last time (more waits).
     let mut directory_busy = false;
+    // The largest progress marker read.
+    let mut max_marker: Option<crate::event::Micros> = None;
     let mut last_check = Instant::now();
     let mut consume_errors = Throttle::new(CLIENT_LOG_PERIOD);
     while !health.stopping.load(Ordering::Relaxed) {
@@ -382,7 +593,19 @@ fn poll_loop(
         // Quiet partitions that delivered again in this chunk.
         let mut woken: Vec<u32> = Vec::new();
         while chunk.len() < CHUNK {
-            match consumer.poll(timeout) {
+            let polled = consumer.poll(timeout);
+            // A revocation (served inside poll) hands the revoked tasks' records on to
+            // their next owner: the ones held here were never pushed.
+            let revoked = consumer
+                .context()
+                .revoked
+                .lock()
+                .map(|mut r| std::mem::take(&mut *r))
+                .unwrap_or_default();
+            if !revoked.is_empty() {
+                chunk.retain(|r: &Record| r.topic == DIRECTORY || !revoked.contains(&r.stream));
+            }
+            match polled {
                 None => break,
                 Some(Ok(msg)) => {
                     timeout = Duration::ZERO;
@@ -415,11 +638,18 @@ fn poll_loop(
         }
         // The directory streams, as far as they have records now.
         let mut read = 0;
+        let mut markers = Vec::new();
         while !failed && read < CHUNK {
             match directory.poll(Duration::ZERO) {
                 None => break,
                 Some(Ok(msg)) => {
                     read += 1;
+                    if msg.topic() == topics.progress {
+                        if let Some(time) = msg.payload().and_then(progress_of) {
+                            markers.push((msg.partition(), time));
+                        }
+                        continue;
+                    }
                     let record = record_of(&msg, DIRECTORY, decoder);
                     if let Some(p) = partitions.get_mut(&record.stream) {
                         p.next = Some(record.offset + 1);
@@ -450,12 +680,15 @@ fn poll_loop(
             .ok()
             .and_then(|mut a| a.take());
         if let Some(assigned) = assignment {
-            let before: Vec<u32> = partitions
-                .iter()
-                .filter(|(_, p)| p.topic != DIRECTORY)
-                .map(|(s, _)| *s)
-                .collect();
-            let mut now = BTreeMap::new();
+            // The tasks heard of it from the rebalance callback; this keeps what the poll
+            // loop knows of each partition.
+            let start = consumer
+                .context()
+                .start_offsets
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default();
+            let mut now: BTreeMap<u32, Partition> = BTreeMap::new();
             let directory_streams: Vec<u32> = partitions
                 .iter()
                 .filter(|(_, p)| p.topic == DIRECTORY)
@@ -471,34 +704,20 @@ fn poll_loop(
                     continue;
                 };
                 let stream = stream_of(topic, partition);
-                let next = consumer
-                    .context()
-                    .start_offsets
-                    .get(&(name, partition))
-                    .copied();
-                let p = partitions
-                    .remove(&stream)
-                    .unwrap_or_else(|| Partition::new(topic, partition, next));
-                now.insert(stream, p);
+                let next = start.get(&(name, partition)).copied();
+                now.insert(stream, Partition::new(topic, partition, next));
             }
-            let revoked: Vec<u32> = before
-                .into_iter()
-                .filter(|s| !now.contains_key(s))
-                .collect();
-            let assigned: Vec<u32> = now
-                .iter()
-                .filter(|(_, p)| p.topic != DIRECTORY)
-                .map(|(s, _)| *s)
-                .collect();
             partitions = now;
-            if !revoked.is_empty() && tx.blocking_send(Input::Revoked(revoked)).is_err() {
-                return;
-            }
-            if tx.blocking_send(Input::Assigned(assigned)).is_err() {
-                return;
-            }
         }
-        if !woken.is_empty() {
+        // Another task (on this instance or another) read further: a burst may have
+        // begun that this instance's quiet partitions have not delivered yet, so they
+        // hold the watermark again, as for a partition that woke here.
+        let moved = markers.iter().map(|(_, t)| *t).max();
+        let progressed = moved.is_some_and(|t| max_marker.is_none_or(|m| t > m));
+        if progressed {
+            max_marker = moved;
+        }
+        if !woken.is_empty() || progressed {
             // A partition that had gone quiet delivers again: a burst after a quiet period
             // reaches the partitions one fetch at a time, so every quiet partition holds the
             // watermark again, before these records can move it, until it is quiet again
@@ -514,6 +733,9 @@ fn poll_loop(
                     }
                 }
             }
+        }
+        if !markers.is_empty() && tx.blocking_send(Input::Progress(markers)).is_err() {
+            return;
         }
         if !chunk.is_empty() {
             health.set_idle(false);

@@ -22,9 +22,18 @@
 //! partitions do; once they are quiet, event time moves on with the largest time any task
 //! has read ([`Tasks::follow`]), as it would in one pipeline reading every partition: a
 //! rotation or dormancy falls due on a quiet partition when the input as a whole has
-//! reached its time, not only when that partition receives something.
+//! reached its time, not only when that partition receives something. Tasks on other
+//! instances count too: every task publishes its largest event time to the group's
+//! progress topic, which every instance reads ([`Tasks::progress`]).
+//!
+//! # Moving between instances
+//! A task's state goes to the group's state topic at every checkpoint it changed in
+//! (`service::state_topic`); an instance assigned a task restores it from there unless
+//! the state it holds ([`HeldStates`]: running, parked after a revocation, or from the
+//! local checkpoint) is that same generation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use super::checkpoint::{Offsets, TaskCheckpoint, TaskView};
 use super::kafka::{partition_of, stream_of};
@@ -54,6 +63,14 @@ pub struct Task {
     /// given to the task already (the directory is read again from the beginning by
     /// every instance that starts).
     pub directory: BTreeMap<i32, i64>,
+    /// Generation of the state last written to the state topic (0: never written).
+    pub generation: u64,
+    /// Whether the task changed since that state was taken.
+    pub dirty: bool,
+    /// That state, encoded, for the local checkpoint file.
+    pub encoded: Option<Arc<Vec<u8>>>,
+    /// The largest event time last published as its progress marker.
+    pub published: Option<Micros>,
 }
 
 impl Task {
@@ -65,6 +82,7 @@ impl Task {
             return;
         }
         *next = offset + 1;
+        self.dirty = true;
         if is_directory(event) {
             self.pipeline.push_decoded(event.clone(), stream);
         } else {
@@ -82,11 +100,29 @@ struct Progress {
     caught_up: bool,
 }
 
+/// A task state this instance holds (running, parked, or in the local checkpoint), as the
+/// poll thread sees it when partitions are assigned: if the state topic's latest state of
+/// the partition has the same generation, the state held here is that state and is not
+/// read again.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub generation: u64,
+    pub offsets: Offsets,
+}
+
+/// The states held, by partition; shared with the poll thread.
+pub type HeldStates = Arc<Mutex<BTreeMap<i32, Held>>>;
+
 /// The tasks of this instance and the directory they share.
 pub struct Tasks {
     tasks: BTreeMap<i32, Task>,
-    /// Restored task states not assigned yet.
+    /// Tasks whose partitions were revoked, after their state was written: kept until the
+    /// next assignment says whether they come back (an eager rebalance revokes every
+    /// partition before assigning most of them again).
+    parked: BTreeMap<i32, Task>,
+    /// Task states of the local checkpoint not assigned yet.
     saved: BTreeMap<i32, TaskCheckpoint>,
+    held: HeldStates,
     /// Directory events read so far, with their stream and offset.
     directory: Vec<(u32, i64, Event)>,
     progress: BTreeMap<u32, Progress>,
@@ -117,9 +153,21 @@ impl Tasks {
         params: RuleParams,
         saved: Vec<TaskCheckpoint>,
     ) -> Self {
+        let held: BTreeMap<i32, Held> = saved
+            .iter()
+            .map(|t| {
+                let held = Held {
+                    generation: t.generation,
+                    offsets: t.offsets.clone(),
+                };
+                (t.partition, held)
+            })
+            .collect();
         Tasks {
             tasks: BTreeMap::new(),
+            parked: BTreeMap::new(),
             saved: saved.into_iter().map(|t| (t.partition, t)).collect(),
+            held: Arc::new(Mutex::new(held)),
             directory: Vec::new(),
             progress: BTreeMap::new(),
             max_time: None,
@@ -129,14 +177,14 @@ impl Tasks {
         }
     }
 
-    /// Starts the task of every restored state, so every later checkpoint holds them
-    /// whether or not their partitions are assigned yet.
-    pub async fn start_restored(&mut self) -> Result<(), TaskError> {
-        let partitions: Vec<i32> = self.saved.keys().copied().collect();
-        for partition in partitions {
-            self.task(partition).await?;
-        }
-        Ok(())
+    /// The task states this instance holds, shared with the poll thread.
+    pub fn held(&self) -> HeldStates {
+        Arc::clone(&self.held)
+    }
+
+    /// How many states of the local checkpoint wait for their partitions.
+    pub fn saved(&self) -> usize {
+        self.saved.len()
     }
 
     /// The tasks, by partition.
@@ -174,26 +222,50 @@ impl Tasks {
     }
 
     async fn start(&mut self, partition: i32) -> Result<Task, TaskError> {
+        let saved = self.saved.remove(&partition);
+        self.start_from(partition, saved).await
+    }
+
+    /// A task from `saved` (or empty), caught up with the directory read so far.
+    async fn start_from(
+        &mut self,
+        partition: i32,
+        saved: Option<TaskCheckpoint>,
+    ) -> Result<Task, TaskError> {
         let pipeline =
             Pipeline::new(self.options.clone(), self.rules.clone(), &self.params).await?;
         let mut task = Task {
             pipeline,
             offsets: Offsets::new(),
             directory: BTreeMap::new(),
+            generation: 0,
+            dirty: true,
+            encoded: None,
+            published: None,
         };
-        if let Some(saved) = self.saved.remove(&partition) {
+        if let Some(saved) = saved {
             task.pipeline
                 .restore(saved.pipeline)
                 .map_err(|source| TaskError::Restore { partition, source })?;
             task.offsets = saved.offsets;
             task.directory = saved.directory;
+            task.generation = saved.generation;
+            // Restored as written: nothing to write until it changes.
+            task.dirty = false;
         }
         // Its own partitions hold its clock until they deliver or catch up: the directory's
         // progress alone must not move it.
         let own: Vec<u32> = (0..DIRECTORY).map(|t| stream_of(t, partition)).collect();
         task.pipeline.register_streams(&own);
-        // The directory read so far: every other partition's events the clock has not
-        // passed, its progress, and whether it is caught up.
+        self.catch_up(partition, &mut task);
+        tracing::info!(partition, tasks = self.tasks.len() + 1, "task started");
+        Ok(task)
+    }
+
+    /// Gives `task` the directory read so far that it does not have: every other
+    /// partition's events its clock has not passed, their progress, and whether they are
+    /// caught up; and the largest event time read.
+    fn catch_up(&self, partition: i32, task: &mut Task) {
         for (&stream, progress) in &self.progress {
             let other = partition_of(stream).1;
             if other == partition {
@@ -215,13 +287,33 @@ impl Tasks {
         if let Some(t) = self.max_time {
             task.pipeline.follow(t);
         }
-        tracing::info!(partition, tasks = self.tasks.len() + 1, "task started");
-        Ok(task)
     }
 
     /// Announces the assigned input streams: starts the tasks they belong to and registers
-    /// each stream with its task.
-    pub async fn assigned(&mut self, streams: &[u32]) -> Result<(), TaskError> {
+    /// each stream with its task. `restored` are states read from the state topic for some
+    /// of them (they replace whatever is held here); the others continue a task held here
+    /// (running, parked, or in the local checkpoint) or start empty. A `whole` assignment
+    /// (the group's) also drops the parked tasks it does not give back.
+    pub async fn assigned(
+        &mut self,
+        streams: &[u32],
+        restored: Vec<TaskCheckpoint>,
+        whole: bool,
+    ) -> Result<(), TaskError> {
+        for state in restored {
+            let partition = state.partition;
+            self.tasks.remove(&partition);
+            self.parked.remove(&partition);
+            self.saved.remove(&partition);
+            let held = Held {
+                generation: state.generation,
+                offsets: state.offsets.clone(),
+            };
+            let task = self.start_from(partition, Some(state)).await?;
+            self.tasks.insert(partition, task);
+            self.hold(partition, Some(held));
+        }
+        let mut assigned = BTreeSet::new();
         for &stream in streams {
             let (topic, partition) = partition_of(stream);
             if topic == DIRECTORY {
@@ -229,23 +321,106 @@ impl Tasks {
                 for (_, task) in self.others(partition) {
                     task.pipeline.register_streams(&[stream]);
                 }
-            } else {
-                self.task(partition)
-                    .await?
-                    .pipeline
-                    .register_streams(&[stream]);
+                continue;
+            }
+            assigned.insert(partition);
+            if let Some(mut task) = self.parked.remove(&partition) {
+                // Back after a rebalance: it missed the directory's progress meanwhile.
+                self.catch_up(partition, &mut task);
+                self.tasks.insert(partition, task);
+            }
+            self.task(partition)
+                .await?
+                .pipeline
+                .register_streams(&[stream]);
+        }
+        if whole {
+            let gone: Vec<i32> = self
+                .parked
+                .keys()
+                .filter(|p| !assigned.contains(p))
+                .copied()
+                .collect();
+            for partition in gone {
+                self.parked.remove(&partition);
+                self.hold(partition, None);
+                tracing::info!(partition, "task moved to another instance");
             }
         }
         Ok(())
     }
 
-    /// Input streams no longer assigned: their tasks stop reading them.
+    /// Input streams no longer assigned: a task none of whose streams is assigned any
+    /// more is parked (its state written first, by the caller), the others stop reading
+    /// them.
     pub fn revoked(&mut self, streams: &[u32]) {
         for &stream in streams {
             let (_, partition) = partition_of(stream);
             if let Some(task) = self.tasks.get_mut(&partition) {
                 task.pipeline.forget_streams(&[stream]);
             }
+        }
+        // With the assignor keeping partition p of every input topic together, a task's
+        // three streams are revoked together.
+        let idle: Vec<i32> = self
+            .tasks
+            .keys()
+            .filter(|p| (0..DIRECTORY).all(|t| streams.contains(&stream_of(t, **p))))
+            .copied()
+            .collect();
+        for partition in idle {
+            if let Some(task) = self.tasks.remove(&partition) {
+                self.parked.insert(partition, task);
+            }
+        }
+    }
+
+    /// Records that the state of `partition` at `generation`, holding `offsets`, is on the
+    /// state topic (and `encoded` in the local checkpoint).
+    pub fn written(
+        &mut self,
+        partition: i32,
+        generation: u64,
+        offsets: Offsets,
+        encoded: Arc<Vec<u8>>,
+    ) {
+        let task = self
+            .tasks
+            .get_mut(&partition)
+            .or_else(|| self.parked.get_mut(&partition));
+        if let Some(task) = task
+            && task.generation < generation
+        {
+            task.generation = generation;
+            task.encoded = Some(encoded);
+            let held = Held {
+                generation,
+                offsets,
+            };
+            self.hold(partition, Some(held));
+        }
+    }
+
+    /// The state taken of `partition` was not written: it is taken again next time.
+    pub fn retry(&mut self, partition: i32) {
+        if let Some(task) = self.tasks.get_mut(&partition) {
+            task.dirty = true;
+        }
+    }
+
+    fn hold(&self, partition: i32, held: Option<Held>) {
+        if let Ok(mut map) = self.held.lock() {
+            match held {
+                Some(held) => map.insert(partition, held),
+                None => map.remove(&partition),
+            };
+        }
+    }
+
+    /// Marks every running task as changed (its clock moved without an input record).
+    pub fn touch_all(&mut self) {
+        for task in self.tasks.values_mut() {
+            task.dirty = true;
         }
     }
 
@@ -289,8 +464,35 @@ impl Tasks {
         for task in self.tasks.values_mut() {
             if task.pipeline.max_event_time().is_none_or(|t| t < max) {
                 task.pipeline.follow(max);
+                task.dirty = true;
             }
         }
+    }
+
+    /// Progress markers of tasks (here or on other instances): the largest event time
+    /// read anywhere, which every task follows (see the module documentation).
+    pub fn progress(&mut self, markers: &[(i32, Micros)]) {
+        let Some(max) = markers.iter().map(|(_, t)| *t).max() else {
+            return;
+        };
+        self.max_time = Some(self.max_time.map_or(max, |m| m.max(max)));
+        self.follow();
+    }
+
+    /// The tasks whose largest event time moved since their last marker, with it; marked
+    /// as published.
+    pub fn unpublished(&mut self) -> Vec<(i32, Micros)> {
+        let mut moved = Vec::new();
+        for (&partition, task) in &mut self.tasks {
+            let Some(t) = task.pipeline.max_event_time() else {
+                continue;
+            };
+            if task.published.is_none_or(|p| p < t) {
+                task.published = Some(t);
+                moved.push((partition, t));
+            }
+        }
+        moved
     }
 
     fn others(&mut self, partition: i32) -> impl Iterator<Item = (&i32, &mut Task)> {
@@ -319,6 +521,7 @@ impl Tasks {
             .map(|(&partition, task)| {
                 Ok(TaskView {
                     partition,
+                    generation: task.generation,
                     offsets: task.offsets.iter().collect(),
                     directory: task.directory.iter().collect(),
                     pipeline: task.pipeline.state()?,

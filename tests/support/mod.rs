@@ -52,6 +52,13 @@ impl Broker {
             for (_, topic) in topic_env(prefix) {
                 cluster.create_topic(&topic, PARTITIONS, 1).expect("topic");
             }
+            // The state and progress topics of the group the setup's services join
+            // (`RunSettings`).
+            for topic in ["state", "progress"] {
+                cluster
+                    .create_topic(&format!("{prefix}.{topic}"), PARTITIONS, 1)
+                    .expect("group topic");
+            }
         }
         let kafka = Kafka {
             bootstrap: cluster.bootstrap_servers(),
