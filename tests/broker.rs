@@ -399,3 +399,21 @@ fn instances_sharing_a_group_give_one_instances_alerts_across_a_kill() {
         assert!(spread.len() > 1, "{rule} on partitions {spread:?}");
     }
 }
+
+#[test]
+fn instances_sharing_a_group_give_one_instances_alerts_across_a_graceful_stop() {
+    let (got, copies, want) = failover("multiterm", "-TERM");
+    eprintln!(
+        "SIGTERM between the halves: {} alerts, {copies} copies",
+        got.len()
+    );
+    assert_same_alerts(
+        &got,
+        &want,
+        "three instances, one stopped, a fourth later vs replay",
+    );
+    assert_eq!(
+        copies, 0,
+        "a stopped instance hands its tasks over with nothing sent twice"
+    );
+}

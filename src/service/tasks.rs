@@ -325,7 +325,20 @@ impl Tasks {
             }
             assigned.insert(partition);
             if let Some(mut task) = self.parked.remove(&partition) {
-                // Back after a rebalance: it missed the directory's progress meanwhile.
+                // Back after a rebalance. Its partitions hold its clock again until the
+                // poll thread finds them caught up: they were read up to its state, and
+                // were quiet then, but records may have arrived since. Only then is it
+                // given the directory's progress it missed meanwhile, which its clock
+                // follows as far as they allow.
+                let own: Vec<u32> = streams
+                    .iter()
+                    .copied()
+                    .filter(|&s| {
+                        let (topic, p) = partition_of(s);
+                        topic != DIRECTORY && p == partition
+                    })
+                    .collect();
+                task.pipeline.register_streams(&own);
                 self.catch_up(partition, &mut task);
                 self.tasks.insert(partition, task);
             }
@@ -353,13 +366,12 @@ impl Tasks {
     /// Input streams no longer assigned: a task none of whose streams is assigned any
     /// more is parked (its state written first, by the caller), the others stop reading
     /// them.
+    ///
+    /// A parked task is kept exactly as its state was written: its own streams still hold
+    /// its clock. Forgetting them would let the watermark jump to the largest time read
+    /// elsewhere, closing windows over records of its partitions not read yet, which the
+    /// task would then find late when it comes back.
     pub fn revoked(&mut self, streams: &[u32]) {
-        for &stream in streams {
-            let (_, partition) = partition_of(stream);
-            if let Some(task) = self.tasks.get_mut(&partition) {
-                task.pipeline.forget_streams(&[stream]);
-            }
-        }
         // With the assignor keeping partition p of every input topic together, a task's
         // three streams are revoked together.
         let idle: Vec<i32> = self
@@ -371,6 +383,12 @@ impl Tasks {
         for partition in idle {
             if let Some(task) = self.tasks.remove(&partition) {
                 self.parked.insert(partition, task);
+            }
+        }
+        for &stream in streams {
+            let (_, partition) = partition_of(stream);
+            if let Some(task) = self.tasks.get_mut(&partition) {
+                task.pipeline.forget_streams(&[stream]);
             }
         }
     }
@@ -541,5 +559,140 @@ impl Tasks {
     /// The stream of a directory partition.
     pub fn directory_stream(partition: i32) -> u32 {
         stream_of(DIRECTORY, partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::rule::load_rules;
+    use crate::event::Decoder;
+
+    const DAY: Micros = 86_400_000_000;
+
+    fn event(id: &str, identity: &str, day: u32) -> Event {
+        let json = format!(
+            r#"{{"id":"{id}","type":"identity.registered","time":"2026-01-{day:02}T09:00:00Z","source":"okta","identity":"{identity}","kind":"service_account","name":"n"}}"#
+        );
+        Decoder::new(1 << 20)
+            .decode(json.as_bytes())
+            .expect("valid event")
+    }
+
+    fn own_streams(partitions: &[i32]) -> Vec<u32> {
+        partitions
+            .iter()
+            .flat_map(|&p| (0..DIRECTORY).map(move |t| stream_of(t, p)))
+            .collect()
+    }
+
+    async fn tasks() -> Tasks {
+        let config = Config::load_with_env(None, Vec::new()).expect("default config");
+        let rules = load_rules(None).expect("built-in rules");
+        Tasks::new(
+            Options::from_config(&config),
+            rules,
+            config.rule_params.clone(),
+            Vec::new(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_task_parked_and_given_back_keeps_its_partitions_holding_its_clock() {
+        let mut tasks = tasks().await;
+        let streams = own_streams(&[0, 1]);
+        tasks.assigned(&streams, Vec::new(), true).await.unwrap();
+        let first = event("e1", "svc-a", 1);
+        let t0 = first.time;
+        tasks
+            .task(0)
+            .await
+            .unwrap()
+            .pipeline
+            .push_decoded(first, stream_of(0, 0));
+        tasks.follow();
+        // Another instance has read a month further.
+        tasks.progress(&[(4, t0 + 30 * DAY)]);
+        let behind = t0 + DAY;
+        let task = tasks.task(0).await.unwrap();
+        assert!(
+            !task.pipeline.is_late(behind, stream_of(1, 0)),
+            "partition 0 has not delivered: it holds the clock"
+        );
+
+        // A rebalance revokes everything and gives the same tasks back.
+        tasks.revoked(&streams);
+        assert!(tasks.is_empty());
+        tasks.assigned(&streams, Vec::new(), true).await.unwrap();
+        let task = tasks.task(0).await.unwrap();
+        assert!(
+            !task.pipeline.is_late(behind, stream_of(1, 0)),
+            "parked and back: its records not read yet are still on time"
+        );
+        task.pipeline
+            .push_decoded(event("e2", "svc-b", 2), stream_of(1, 0));
+        assert!(task.pipeline.take_late().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_task_quiet_when_parked_holds_its_clock_again_when_given_back() {
+        let mut tasks = tasks().await;
+        let streams = own_streams(&[0, 1]);
+        tasks.assigned(&streams, Vec::new(), true).await.unwrap();
+        let first = event("e1", "svc-a", 1);
+        let t0 = first.time;
+        tasks
+            .task(0)
+            .await
+            .unwrap()
+            .pipeline
+            .push_decoded(first, stream_of(0, 0));
+        tasks.follow();
+        // Everything read: its partitions are quiet when a rebalance parks it.
+        for &stream in &streams {
+            tasks.set_caught_up(stream, true);
+        }
+        tasks.revoked(&streams);
+        // Meanwhile other instances read a month further, and records arrive on its
+        // partitions too.
+        tasks.progress(&[(4, t0 + 30 * DAY)]);
+        tasks.assigned(&streams, Vec::new(), true).await.unwrap();
+        let behind = t0 + DAY;
+        let task = tasks.task(0).await.unwrap();
+        assert!(
+            !task.pipeline.is_late(behind, stream_of(1, 0)),
+            "parked and back: its records not read yet are still on time"
+        );
+        task.pipeline
+            .push_decoded(event("e2", "svc-b", 2), stream_of(1, 0));
+        assert!(task.pipeline.take_late().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_partly_revoked_task_stops_waiting_for_the_streams_it_lost() {
+        let mut tasks = tasks().await;
+        let streams = own_streams(&[0]);
+        tasks.assigned(&streams, Vec::new(), true).await.unwrap();
+        let first = event("e1", "svc-a", 1);
+        let t0 = first.time;
+        tasks
+            .task(0)
+            .await
+            .unwrap()
+            .pipeline
+            .push_decoded(first, stream_of(0, 0));
+        tasks.progress(&[(4, t0 + 30 * DAY)]);
+        for &stream in &streams[..DIRECTORY - 1] {
+            tasks.set_caught_up(stream, true);
+        }
+        let task = tasks.task(0).await.unwrap();
+        assert!(!task.pipeline.is_late(t0 + DAY, streams[DIRECTORY - 1]));
+        tasks.revoked(&streams[DIRECTORY - 1..]);
+        let task = tasks.task(0).await.unwrap();
+        assert!(
+            task.pipeline.is_late(t0 + DAY, streams[0]),
+            "only caught-up streams are left: the clock follows the largest time"
+        );
     }
 }

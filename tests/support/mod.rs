@@ -237,7 +237,8 @@ impl Kafka {
     }
 }
 
-/// A scratch directory removed at the end.
+/// A scratch directory removed at the end (kept when `KEEP_SCRATCH` is set, to read the
+/// logs of a failed run).
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
@@ -251,6 +252,10 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if std::env::var_os("KEEP_SCRATCH").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
