@@ -134,6 +134,102 @@ fn every_panel_is_complete_and_uses_exported_metrics() {
     }
 }
 
+/// PromQL aggregation operators: each instance exports its own series (Prometheus adds
+/// the `instance` label), so a panel meaning a total or an extreme aggregates over them.
+const AGGREGATIONS: [&str; 8] = [
+    "sum", "min", "max", "avg", "count", "topk", "bottomk", "quantile",
+];
+
+/// Whether every metric selector of `expr` is inside an aggregation operator's argument
+/// (`sum(...)`, `sum by (l) (...)`, `max without (l) (...)`).
+fn every_selector_aggregated(expr: &str) -> Result<(), String> {
+    let bytes = expr.as_bytes();
+    // For each open parenthesis: whether it opens an aggregation's argument.
+    let mut open: Vec<bool> = Vec::new();
+    let mut pending_aggregation = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let word = &expr[start..i];
+            if word.starts_with("nhi_drift_") {
+                if !open.iter().any(|&a| a) {
+                    return Err(format!("{word} is not aggregated over instances"));
+                }
+            } else if AGGREGATIONS.contains(&word) {
+                pending_aggregation = true;
+            } else if (word == "by" || word == "without") && pending_aggregation {
+                // Skip the label list: the parenthesis after it is the argument.
+                let close = expr[i..]
+                    .find(')')
+                    .map(|at| i + at + 1)
+                    .unwrap_or(bytes.len());
+                i = close;
+            }
+            continue;
+        }
+        match c {
+            b'(' => {
+                open.push(std::mem::take(&mut pending_aggregation));
+            }
+            b')' => {
+                open.pop();
+            }
+            // Label matchers and ranges hold no selectors.
+            b'{' => {
+                i = expr[i..].find('}').map(|at| i + at).unwrap_or(bytes.len());
+            }
+            b'[' => {
+                i = expr[i..].find(']').map(|at| i + at).unwrap_or(bytes.len());
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+#[test]
+fn the_aggregation_check_finds_selectors_left_per_instance() {
+    for good in [
+        "sum(nhi_drift_open_alerts)",
+        "sum by (rule) (increase(nhi_drift_alerts_emitted_total{status=\"open\"}[$__rate_interval]))",
+        "histogram_quantile(0.99, sum by (le) (rate(nhi_drift_evaluation_duration_seconds_bucket[5m])))",
+        "max(nhi_drift_last_event_timestamp_seconds) - min(nhi_drift_watermark_timestamp_seconds)",
+        "sum(nhi_drift_a) / clamp_min(sum(nhi_drift_b), 1)",
+    ] {
+        assert_eq!(every_selector_aggregated(good), Ok(()), "{good}");
+    }
+    for bad in [
+        "nhi_drift_identities_tracked",
+        "rate(nhi_drift_evaluations_total[5m])",
+        "histogram_quantile(0.5, rate(nhi_drift_x_bucket[5m]))",
+        "sum(nhi_drift_a) - nhi_drift_b",
+        "sum by (le) (nhi_drift_a) * nhi_drift_b{rule=\"x\"}",
+    ] {
+        assert!(every_selector_aggregated(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn every_panel_query_aggregates_over_instances() {
+    for (what, expr) in exprs() {
+        if let Err(why) = every_selector_aggregated(&expr) {
+            panic!("{what}: {expr}: {why} (several instances each export their own series)");
+        }
+    }
+}
+
 /// A Prometheus server on loopback, killed on drop.
 struct Prometheus(Child);
 
