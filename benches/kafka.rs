@@ -6,6 +6,11 @@
 //! about one million events). Prints records/s of kcat and of the service — records
 //! consumed (first to last record polled) and end to end (until the checkpoint holds every
 //! record, i.e. every alert is acknowledged) — and their ratios.
+//!
+//! `cargo bench --profile dev --bench kafka -- instances [IDENTITIES DAYS]` instead runs
+//! the service as one process and then as two processes in one consumer group (each
+//! setup with a group of its own, over the same topics) and prints end-to-end records/s
+//! of each and their ratio (kcat is not needed).
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -24,13 +29,17 @@ const INPUTS: [&str; 3] = ["nhi.identity", "nhi.credential", "nhi.toolcall"];
 const PARTITIONS: i32 = 48;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args()
+    let mut args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    let instances = args.first().is_some_and(|a| a == "instances");
+    if instances {
+        args.remove(0);
+    }
     let identities: u32 = args.first().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let days: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(30);
-    if Command::new("kcat").arg("-V").output().is_err() {
+    if !instances && Command::new("kcat").arg("-V").output().is_err() {
         return Err("kcat not found: apt-get install kcat".into());
     }
     let path = std::env::temp_dir().join(format!("nhi-drift-bench-{identities}-{days}.jsonl"));
@@ -46,12 +55,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let cluster = MockCluster::new(1)?;
-    for topic in INPUTS
-        .iter()
-        .chain(&["nhi.alerts", "nhi.deadletter"])
-        .chain(&["nhi-drift.state", "nhi-drift.progress"])
-    {
+    for topic in INPUTS.iter().chain(&["nhi.alerts", "nhi.deadletter"]) {
         cluster.create_topic(topic, PARTITIONS, 1)?;
+    }
+    for group in ["nhi-drift", "bench-one", "bench-two"] {
+        for topic in ["state", "progress"] {
+            cluster.create_topic(&format!("{group}.{topic}"), PARTITIONS, 1)?;
+        }
     }
     let brokers = cluster.bootstrap_servers();
     let started = Instant::now();
@@ -70,6 +80,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         path.display()
     );
 
+    if instances {
+        let rate = |secs: f64| total as f64 / secs;
+        let (_, one) = service(&brokers, total, "bench-one", 1)?;
+        let (_, two) = service(&brokers, total, "bench-two", 2)?;
+        println!(
+            "1 instance,  end to end:      {:>10.0} records/s ({one:.2} s)",
+            rate(one)
+        );
+        println!(
+            "2 instances, end to end:      {:>10.0} records/s ({two:.2} s)  ratio {:.2}x",
+            rate(two),
+            one / two
+        );
+        return Ok(());
+    }
+
     // kcat, one topic after another, and the three at once; the faster is the reference.
     let started = Instant::now();
     for topic in INPUTS {
@@ -87,7 +113,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kcat_parallel = started.elapsed().as_secs_f64();
     let kcat_secs = kcat_serial.min(kcat_parallel);
 
-    let (consumed_secs, end_to_end_secs) = service(&brokers, total)?;
+    let (consumed_secs, end_to_end_secs) = service(&brokers, total, "nhi-drift", 1)?;
 
     let rate = |secs: f64| total as f64 / secs;
     println!(
@@ -151,49 +177,78 @@ fn end_offsets(brokers: &str) -> Result<i64, Box<dyn std::error::Error>> {
     Ok(total)
 }
 
-/// Runs the service until its checkpoint holds every record; returns (seconds from the
-/// first to the last record consumed, seconds from the first record to that checkpoint).
-fn service(brokers: &str, total: i64) -> Result<(f64, f64), Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("nhi-drift-bench-state-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .env("NHI_DRIFT_KAFKA__BROKERS", brokers)
-        .env("NHI_DRIFT_CHECKPOINT__DIR", &dir)
-        .env("NHI_DRIFT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "info")
-        .stderr(std::fs::File::create(
-            std::env::temp_dir().join("nhi-drift-bench-kafka.log"),
-        )?)
-        .spawn()?;
+/// Runs `instances` processes of the service in consumer group `group` until their
+/// checkpoints hold every record; returns (seconds from the first to the last record
+/// consumed, seconds from the first record to that checkpoint).
+fn service(
+    brokers: &str,
+    total: i64,
+    group: &str,
+    instances: usize,
+) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let mut children = Vec::new();
+    for i in 0..instances {
+        let dir = std::env::temp_dir().join(format!(
+            "nhi-drift-bench-state-{}-{group}-{i}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(BIN)
+            .arg("run")
+            .env("NHI_DRIFT_KAFKA__BROKERS", brokers)
+            .env("NHI_DRIFT_KAFKA__GROUP_ID", group)
+            .env("NHI_DRIFT_CHECKPOINT__DIR", &dir)
+            .env("NHI_DRIFT_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(
+                std::env::temp_dir().join(format!("nhi-drift-bench-kafka-{group}-{i}.log")),
+            )?)
+            .spawn()?;
+        children.push((child, dir, port));
+    }
     let deadline = Instant::now() + Duration::from_secs(1800);
     let (mut first, mut consumed) = (None, None);
     let result = loop {
         if Instant::now() > deadline {
             break Err("the service did not finish in 30 min".into());
         }
-        let n = consumed_records(port).unwrap_or(0);
+        let n: i64 = children
+            .iter()
+            .map(|(_, _, port)| consumed_records(*port).unwrap_or(0))
+            .sum();
         if n > 0 && first.is_none() {
             first = Some(Instant::now());
         }
         if n >= total && consumed.is_none() {
             consumed = Some(Instant::now());
         }
+        // A task that moved may still be in its old owner's file: the furthest offset of
+        // each partition counts.
+        let mut furthest = std::collections::BTreeMap::new();
+        for (_, dir, _) in &children {
+            for (partition, next) in checkpointed(dir) {
+                let at = furthest.entry(partition).or_insert(0);
+                *at = next.max(*at);
+            }
+        }
+        let held: i64 = furthest.values().sum();
         if let (Some(f), Some(c)) = (first, consumed)
-            && checkpointed(&dir) >= total
+            && held >= total
         {
             break Ok((c.duration_since(f).as_secs_f64(), f.elapsed().as_secs_f64()));
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    for (mut child, dir, _) in children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 
@@ -215,9 +270,9 @@ fn consumed_records(port: u16) -> Option<i64> {
     )
 }
 
-fn checkpointed(dir: &Path) -> i64 {
+fn checkpointed(dir: &Path) -> Vec<((String, i32), i64)> {
     match nhi_drift::service::checkpoint::load(dir) {
-        Ok(Some(checkpoint)) => checkpoint.offsets().values().sum(),
-        _ => 0,
+        Ok(Some(checkpoint)) => checkpoint.offsets().into_iter().collect(),
+        _ => Vec::new(),
     }
 }
