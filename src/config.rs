@@ -77,10 +77,35 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Partitions of each topic the embedded broker creates.
     pub embedded_partitions: i32,
+    /// Kafka transactions: alerts, dead letters, task state and consumed offsets of one
+    /// checkpoint interval are committed together or not at all (README, exactly-once).
+    #[serde(default)]
+    pub exactly_once: bool,
+    /// The producer's `transactional.id` when `exactly_once` is set: stable across
+    /// restarts and unique per instance. Empty: `<group_id>-<host name>`.
+    #[serde(default)]
+    pub transactional_id: String,
     /// librdkafka properties passed to every client as they are (`security.protocol`,
     /// `sasl.*`, `ssl.*`, …), e.g. `[kafka.properties]` `"security.protocol" = "SASL_SSL"`.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    /// The `transactional.id` an exactly-once instance uses: `transactional_id`, or
+    /// `<group_id>-<host name>`.
+    pub fn transactional_id(&self) -> String {
+        if !self.transactional_id.is_empty() {
+            return self.transactional_id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("{}-{host}", self.group_id)
+    }
 }
 
 /// Topic names.

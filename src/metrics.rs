@@ -50,6 +50,7 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     pub state_written: IntCounter,
     pub state_write_errors: IntCounter,
+    pub transactions: IntCounterVec,
     pub identities: IntGauge,
     pub credentials: IntGauge,
     pub credentials_active: IntGauge,
@@ -245,6 +246,13 @@ impl Metrics {
                 "Checkpoints whose task state the state topic did not take (retried at the \
                  next checkpoint; offsets are not committed meanwhile).",
             ),
+            transactions: counter_vec(
+                &r,
+                "nhi_drift_transactions_total",
+                "Kafka transactions ended with kafka.exactly_once, by outcome (committed, or \
+                 aborted and sent again).",
+                &["outcome"],
+            ),
             identities: int_gauge(
                 &r,
                 "nhi_drift_identities_tracked",
@@ -307,6 +315,9 @@ impl Metrics {
         for kind in ["assigned", "revoked"] {
             m.rebalances.with_label_values(&[kind]).reset();
         }
+        for outcome in ["committed", "aborted"] {
+            m.transactions.with_label_values(&[outcome]).reset();
+        }
         for reason in Reason::ALL {
             m.events_rejected
                 .with_label_values(&[reason.as_str()])
@@ -358,6 +369,11 @@ impl Metrics {
                 )
             })
             .collect()
+    }
+
+    /// Counts a Kafka transaction ended with `outcome` (`committed` or `aborted`).
+    pub fn transaction(&self, outcome: &str) {
+        self.transactions.with_label_values(&[outcome]).inc();
     }
 
     /// Counts an alert sent.

@@ -1,6 +1,6 @@
 //! `nhi-drift run` against a Kafka-protocol broker owned by the test (librdkafka's mock
 //! cluster over loopback TCP): end to end against `replay`, graceful restart, `kill -9`
-//! crashes, and broker faults. Every run must give the alerts of the uninterrupted run.
+//! crashes, broker faults, and exactly-once transactions through injected errors. Every run must give the alerts of the uninterrupted run.
 //!
 //! Interrupted runs get their input in slices while they run, so every stop and crash
 //! happens with input still to read; each setup has its own topics (`<prefix>.*`).
@@ -515,4 +515,128 @@ fn input_topics_with_different_partition_counts_are_refused() {
     // The check comes before the first poll: nothing was read.
     assert_eq!(service.consumed(), Some(0));
     service.terminate();
+}
+
+#[test]
+fn a_state_topic_with_another_partition_count_is_named_on_readyz() {
+    let scratch = Scratch::new("statecount");
+    let broker = Broker::start(&[]);
+    for (_, topic) in support::topic_env("statecount") {
+        broker.cluster.create_topic(&topic, 3, 1).expect("topic");
+    }
+    broker
+        .cluster
+        .create_topic("statecount.state", 2, 1)
+        .expect("state topic");
+    broker
+        .cluster
+        .create_topic("statecount.progress", 3, 1)
+        .expect("progress topic");
+    broker.produce(Path::new("examples/scenario.jsonl"), "statecount");
+    let bootstrap = broker.bootstrap();
+    let run = settings(&bootstrap, &scratch, "statecount");
+    let service = Service::start(&run);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut said = None;
+    while said.is_none() && Instant::now() < deadline {
+        if let Some((503, body)) = service.get("/readyz")
+            && body.contains("state topics")
+        {
+            said = Some(body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let said = said.unwrap_or_else(|| panic!("readyz: {}", service.log_text()));
+    assert!(
+        said.contains("statecount.state has 2 partitions and the input topics 3"),
+        "readyz names the topic and both counts: {said}"
+    );
+    assert!(
+        service
+            .log_text()
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("statecount.state has 2 partitions")),
+        "and the log: {}",
+        service.log_text()
+    );
+    service.terminate();
+}
+
+#[test]
+fn exactly_once_commits_through_aborted_transactions_and_a_kill() {
+    let scratch = Scratch::new("eos");
+    let broker = Broker::start(&["reference", "eos"]);
+    let bootstrap = broker.bootstrap();
+    let (stream, _) = generated(&scratch.0);
+    let slices = split(&stream, 3);
+    broker.produce(&stream, "reference");
+    let reference = by_id(uninterrupted(&broker, &scratch, "reference")).0;
+
+    let mut run = settings(&bootstrap, &scratch, "eos");
+    run.env = vec![
+        ("NHI_DRIFT_KAFKA__EXACTLY_ONCE", "true"),
+        ("NHI_DRIFT_KAFKA__TRANSACTIONAL_ID", "eos-test-1"),
+    ];
+    broker.produce(&slices[0], "eos");
+    let mut service = Service::start(&run);
+    service.wait_ready();
+    wait_checkpoint_past(&mut service, &run, 0);
+    let committed = r#"nhi_drift_transactions_total{outcome="committed"}"#;
+    let aborted = r#"nhi_drift_transactions_total{outcome="aborted"}"#;
+    assert!(
+        service.metric(committed).unwrap_or(0.0) >= 1.0,
+        "{}",
+        service.log_text()
+    );
+
+    // Errors on the transactional requests: ones librdkafka retries (coordinator moved,
+    // a concurrent transaction), and a partition the transaction may not write, which
+    // leaves it abortable: it is aborted and its records sent again in a new one.
+    let e = |code| [code; 2];
+    use RDKafkaRespErr::*;
+    broker.cluster.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &e(RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE),
+    );
+    broker.cluster.request_errors(
+        RDKafkaApiKey::TxnOffsetCommit,
+        &e(RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS),
+    );
+    broker.cluster.request_errors(
+        RDKafkaApiKey::AddPartitionsToTxn,
+        &[
+            RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        ],
+    );
+    broker.produce(&slices[1], "eos");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while service.metric(aborted).unwrap_or(0.0) < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let aborts = service.metric(aborted).unwrap_or(0.0);
+    assert!(aborts >= 1.0, "an abort is counted: {}", service.log_text());
+    let log = service.log_text();
+    assert!(log.contains("kafka transaction aborted"), "{log}");
+    let at_kill = checkpointed(&run);
+    wait_checkpoint_past(&mut service, &run, at_kill);
+    // Killed with a transaction open: the next process with the same transactional.id
+    // fences it and continues from the last committed state.
+    service.kill();
+    broker.produce(&slices[2], "eos");
+    let service = run_to_end(&broker, &run);
+    let committed_after = service.metric(committed).unwrap_or(0.0);
+    service.terminate();
+    assert!(committed_after >= 1.0);
+    let (got, copies) = by_id(broker.values("eos.alerts"));
+    assert_same_alerts(
+        &got,
+        &reference,
+        "exactly-once through aborts and a kill -9",
+    );
+    eprintln!(
+        "exactly-once: {aborts} aborted transaction(s) sent again, {copies} copies visible \
+         (this broker shows aborted records to every reader; read_committed on a real \
+         cluster hides them)"
+    );
 }

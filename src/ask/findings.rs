@@ -150,6 +150,28 @@ impl FindingsLog {
         }
     }
 
+    /// Drops the findings of every identity `keep` refuses (the identities of tasks that
+    /// moved to another instance, which answers for them now); returns how many.
+    pub fn retain_identities(&mut self, keep: impl Fn(&str) -> bool) -> usize {
+        let gone: Vec<String> = self
+            .by_identity
+            .keys()
+            .filter(|identity| !keep(identity))
+            .cloned()
+            .collect();
+        let mut dropped = 0;
+        for identity in gone {
+            for seq in self.by_identity.remove(&identity).unwrap_or_default() {
+                if let Some(id) = self.order.remove(&seq) {
+                    self.by_id.remove(&id);
+                    self.evictable.remove(&seq);
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    }
+
     /// Findings listed now.
     pub fn len(&self) -> usize {
         self.by_id.len()
@@ -251,6 +273,41 @@ mod tests {
             .iter()
             .map(|f| f["alert_id"].as_str().unwrap_or_default())
             .collect()
+    }
+
+    #[test]
+    fn findings_of_identities_moved_away_are_dropped() {
+        let mut log = FindingsLog::new(2);
+        log.insert(
+            "a",
+            "svc-a",
+            alert("a", "svc-a", "R1", "open", "high"),
+            true,
+        );
+        log.insert(
+            "b",
+            "svc-b",
+            alert("b", "svc-b", "R1", "open", "high"),
+            false,
+        );
+        log.insert("c", "svc-b", alert("c", "svc-b", "R2", "open", "low"), true);
+        assert_eq!(log.retain_identities(|identity| identity == "svc-a"), 2);
+        assert_eq!(ids(&log.page(&Filter::default(), None, 10)), ["a"]);
+        assert!(log.open_of("svc-b").is_empty());
+        // What is left still evicts and pages as before.
+        for i in 0..3 {
+            let id = format!("w{i}");
+            log.insert(
+                &id,
+                "svc-a",
+                alert(&id, "svc-a", "R3", "open", "low"),
+                false,
+            );
+        }
+        assert_eq!(
+            ids(&log.page(&Filter::default(), None, 10)),
+            ["a", "w1", "w2"]
+        );
     }
 
     #[test]

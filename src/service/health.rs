@@ -17,6 +17,8 @@ pub struct Health {
     idle: AtomicBool,
     /// Why the service refuses to consume (a setup error only an operator can fix).
     refused: Mutex<Option<String>>,
+    /// Why task state cannot be kept (the state topics do not fit the input topics).
+    state_topics: Mutex<Option<String>>,
     /// The latest broker or delivery problem, and the latest success after any problem.
     problem: Mutex<(Option<(Instant, String)>, Instant)>,
 }
@@ -29,6 +31,7 @@ impl Default for Health {
             restored: AtomicBool::new(false),
             idle: AtomicBool::new(false),
             refused: Mutex::new(None),
+            state_topics: Mutex::new(None),
             problem: Mutex::new((None, Instant::now())),
         }
     }
@@ -67,6 +70,13 @@ impl Health {
     pub fn set_refused(&self, why: Option<String>) {
         if let Ok(mut refused) = self.refused.lock() {
             *refused = why;
+        }
+    }
+
+    /// The state topics do not fit the input topics, and why (`None`: they do).
+    pub fn set_state_topics(&self, why: Option<String>) {
+        if let Ok(mut problem) = self.state_topics.lock() {
+            *problem = why;
         }
     }
 
@@ -112,6 +122,11 @@ impl Health {
         {
             return Some(why.clone());
         }
+        if let Ok(problem) = self.state_topics.lock()
+            && let Some(why) = problem.as_ref()
+        {
+            return Some(format!("state topics: {why}"));
+        }
         // A broker problem explains missing partitions too, so it is named first.
         if let Ok(p) = self.problem.lock()
             && let Some((at, what)) = &p.0
@@ -130,6 +145,23 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_topics_that_do_not_fit_are_named_until_they_do() {
+        let h = Health::default();
+        h.set_restored();
+        h.set_assigned(3);
+        assert_eq!(h.not_ready(), None);
+        h.set_state_topics(Some(
+            "g.state has 2 partitions and the input topics 6".into(),
+        ));
+        assert_eq!(
+            h.not_ready().as_deref(),
+            Some("state topics: g.state has 2 partitions and the input topics 6")
+        );
+        h.set_state_topics(None);
+        assert_eq!(h.not_ready(), None);
+    }
 
     #[test]
     fn ready_needs_state_partitions_and_a_healthy_broker() {

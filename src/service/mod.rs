@@ -9,8 +9,10 @@
 //! ([`state_topic`]) and the local checkpoint ([`checkpoint`]), and only then commits
 //! those offsets. Whichever instance is assigned a task next restores that state and
 //! seeks the task's partitions to its offsets, so the records after it are read again and
-//! produce the same alert ids (at-least-once in, idempotent out). Input topics whose partition counts
-//! differ are not read at all ([`partitions`]).
+//! produce the same alert ids (at-least-once in, idempotent out). With
+//! `kafka.exactly_once` the alerts, dead letters and states of one checkpoint interval are
+//! one Kafka transaction, committed with the offsets ([`sink`]). Input topics whose
+//! partition counts differ are not read at all ([`partitions`]).
 
 pub mod access;
 pub mod adapted;
@@ -87,6 +89,8 @@ pub enum ServiceError {
     State(#[from] arrow::error::ArrowError),
     #[error("config: {0}")]
     Config(String),
+    #[error(transparent)]
+    Transaction(#[from] sink::CommitError),
     #[error(
         "{topic}: cannot restore a task's state: {error} (the partition's records were left \
          unread; see README, several instances)"
@@ -236,12 +240,29 @@ pub async fn run(
             Arc::clone(&health),
         );
         tokio::spawn(async move {
-            if let Err(error) = state_topic::ensure(&brokers, &properties, &topics, health).await {
-                tracing::error!(
-                    %error,
-                    "the state topics do not fit the input topics: task state cannot be \
-                     written or restored until they do"
-                );
+            // Checked again every 30 s until they fit; /readyz says why meanwhile.
+            let mut logged = false;
+            loop {
+                let checked =
+                    state_topic::ensure(&brokers, &properties, &topics, Arc::clone(&health)).await;
+                match checked {
+                    Ok(()) => {
+                        health.set_state_topics(None);
+                        return;
+                    }
+                    Err(error) => {
+                        if !logged {
+                            tracing::error!(
+                                %error,
+                                "the state topics do not fit the input topics: task state \
+                                 cannot be written or restored until they do"
+                            );
+                            logged = true;
+                        }
+                        health.set_state_topics(Some(error));
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(30)).await;
             }
         });
     }
@@ -289,7 +310,12 @@ pub async fn run(
     let inputs: Vec<&str> = topics.inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&inputs)?;
     let consumer = Arc::new(consumer);
-    let sink = Sink::new(base, Arc::clone(&health), Arc::clone(&metrics))?;
+    let sink = if config.kafka.exactly_once {
+        let id = config.kafka.transactional_id();
+        Sink::transactional(base, &id, Arc::clone(&health), Arc::clone(&metrics)).await?
+    } else {
+        Sink::new(base, Arc::clone(&health), Arc::clone(&metrics))?
+    };
     let mut bridge = adapted::Bridge::start(
         config,
         &brokers,
@@ -341,6 +367,7 @@ pub async fn run(
     }
     if let Err(error) = &result {
         tracing::error!(%error, "stopping after an error; the last checkpoint stands");
+        service.sink.abandon().await;
         return result;
     }
     service.checkpoint().await?;
@@ -458,6 +485,8 @@ impl Service {
                             }
                         }
                         self.placed(&streams, true);
+                        // After the revocation before it: tasks given back keep theirs.
+                        self.forget_moved_findings();
                         self.metrics.tasks_assigned.set(self.tasks.len() as i64);
                     }
                     Some(Input::Revoked { streams, done }) => {
@@ -574,6 +603,26 @@ impl Service {
                     count.store(*n, Ordering::Relaxed);
                 }
             });
+        }
+    }
+
+    /// Drops the `/v1` findings of identities on partitions this instance no longer
+    /// reads: the instance assigned them answers for them now.
+    fn forget_moved_findings(&mut self) {
+        let placement = &self.answerer.placement;
+        let n = placement.partitions.load(Ordering::Relaxed);
+        if n == 0 {
+            return;
+        }
+        let assigned = placement.assigned.clone();
+        let dropped = self.answerer.findings.retain_identities(|identity| {
+            assigned.contains(&(crate::ask::placement::partition_of(identity, n) as i32))
+        });
+        if dropped > 0 {
+            tracing::debug!(
+                dropped,
+                "findings of tasks that moved away dropped from /v1"
+            );
         }
     }
 
@@ -706,7 +755,7 @@ impl Service {
         self.flush().await?;
         self.sink.settle().await;
         let offsets = self.tasks.offsets();
-        let mut taken = Vec::new();
+        let mut taken: Vec<Taken> = Vec::new();
         let mut files = Vec::with_capacity(self.tasks.len());
         for (&partition, task) in self.tasks.iter_mut() {
             let bytes = match (&task.encoded, task.dirty) {
@@ -739,6 +788,40 @@ impl Service {
             let parts: Vec<&[u8]> = files.iter().map(|b| b.as_slice()).collect();
             checkpoint::file_of(&parts)
         };
+        if self.sink.is_transactional() {
+            // The states go in the open transaction with the alerts and dead letters
+            // before them and the offsets, committed together; the local file follows.
+            let topic: Arc<str> = Arc::from(self.state.topic());
+            let mut state_bytes = 0u64;
+            for t in &taken {
+                state_bytes += t.bytes.len() as u64;
+                for (key, value) in state_topic::records(t.partition, t.generation, &t.bytes) {
+                    self.sink
+                        .send_to(&topic, Some(t.partition), Some(key.as_bytes()), value)
+                        .await;
+                }
+            }
+            let list = source::offset_list(&offsets)?;
+            let consumer = Arc::clone(&self.consumer);
+            self.sink
+                .commit(&list, || consumer.group_metadata())
+                .await?;
+            let dir = self.dir.clone();
+            let write = tokio::task::spawn_blocking(move || {
+                checkpoint::save(&dir, &file)
+                    .map(|size| (state_bytes, size))
+                    .map_err(WriteFailure::Local)
+            });
+            self.dirty = false;
+            self.writing = Some(Writing {
+                write,
+                taken,
+                offsets,
+                started,
+                paused: started.elapsed(),
+            });
+            return Ok(());
+        }
         let (state, dir) = (Arc::clone(&self.state), self.dir.clone());
         let states: Vec<(i32, u64, Arc<Vec<u8>>)> = taken
             .iter()
@@ -822,7 +905,9 @@ impl Service {
         self.metrics.checkpoint_size.set(bytes as i64);
         self.metrics.state_written.inc_by(state_bytes);
         self.sync_metrics();
-        if let Err(error) = source::commit(&self.consumer, &writing.offsets) {
+        if self.sink.is_transactional() {
+            // The offsets were committed with the transaction.
+        } else if let Err(error) = source::commit(&self.consumer, &writing.offsets) {
             // The state holds the offsets; the group's copy catches up next time.
             tracing::warn!(%error, "committing offsets");
         }

@@ -837,9 +837,14 @@ pub fn commit(
     if offsets.is_empty() {
         return Ok(());
     }
+    consumer.commit(&offset_list(offsets)?, rdkafka::consumer::CommitMode::Async)
+}
+
+/// `offsets` (the next offset of each partition) as librdkafka takes them.
+pub fn offset_list(offsets: &BTreeMap<(String, i32), i64>) -> KafkaResult<TopicPartitionList> {
     let mut tpl = TopicPartitionList::new();
     for ((topic, partition), next) in offsets {
         tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
     }
-    consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async)
+    Ok(tpl)
 }

@@ -340,7 +340,9 @@ impl StateReader {
             .set("group.id", "nhi-drift-state")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
+            // The end of a partition ends a read: with transactions the last offsets may
+            // be commit markers, which are never delivered.
+            .set("enable.partition.eof", "true")
             .set("fetch.max.bytes", "52428800")
             .create_with_context(DirectoryContext {
                 log: ClientLog::new(health),
@@ -385,19 +387,23 @@ impl StateReader {
         high: i64,
         held: Option<u64>,
     ) -> Result<Tail, StateTopicError> {
-        let last = self.fetch(partition, high - 1, high)?;
-        let Some(head) = last.first().and_then(|r| Head::decode(&r.value)) else {
+        // The head is the last record, or the one before a transaction's commit marker.
+        let last = self.fetch(partition, (high - 2).max(low), high)?;
+        let Some((at, head)) = last
+            .last()
+            .and_then(|r| Head::decode(&r.value).map(|head| (r.offset, head)))
+        else {
             return Ok(Tail::Other);
         };
         if Some(head.generation) == held {
             return Ok(Tail::Same);
         }
-        let first = high - 1 - i64::from(head.chunks);
+        let first = at - i64::from(head.chunks);
         if first < low {
             return Ok(Tail::Other);
         }
         let mut chunks = BTreeMap::new();
-        for read in self.fetch(partition, first, high - 1)? {
+        for read in self.fetch(partition, first, at)? {
             let Some((header, bytes)) = decode_chunk(&read.value) else {
                 return Ok(Tail::Other);
             };
@@ -473,6 +479,11 @@ impl StateReader {
                             value: msg.payload().unwrap_or_default().to_vec(),
                         });
                     }
+                }
+                // Nothing more to read after the records of the range: what is left of
+                // it is transaction markers.
+                Some(Err(KafkaError::PartitionEOF(p))) if p == partition && !reads.is_empty() => {
+                    break;
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(error)) => {

@@ -436,6 +436,17 @@ impl Service {
         )
     }
 
+    /// The value of the series `series` (name and labels, as exposed) on `/metrics`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics")?;
+        body.lines()
+            .find(|l| l.split_whitespace().next() == Some(series))?
+            .split_whitespace()
+            .last()?
+            .parse()
+            .ok()
+    }
+
     /// Late events this process has counted (from `/metrics`).
     pub fn late_events(&self) -> Option<u64> {
         let (_, body) = self.get("/metrics")?;
