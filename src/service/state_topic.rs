@@ -340,9 +340,7 @@ impl StateReader {
             .set("group.id", "nhi-drift-state")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            // The end of a partition ends a read: with transactions the last offsets may
-            // be commit markers, which are never delivered.
-            .set("enable.partition.eof", "true")
+            .set("enable.partition.eof", "false")
             .set("fetch.max.bytes", "52428800")
             .create_with_context(DirectoryContext {
                 log: ClientLog::new(health),
@@ -456,6 +454,15 @@ impl StateReader {
             })
     }
 
+    /// The consumer's position in `partition` (the next offset it will read).
+    fn position(&self, partition: i32) -> Option<i64> {
+        let list = self.consumer.position().ok()?;
+        match list.find_partition(&self.topic, partition)?.offset() {
+            Offset::Offset(at) => Some(at),
+            _ => None,
+        }
+    }
+
     /// The records of `[from, to)` (the ones the broker still has).
     fn fetch(&self, partition: i32, from: i64, to: i64) -> Result<Vec<Read>, StateTopicError> {
         let mut tpl = TopicPartitionList::new();
@@ -480,16 +487,16 @@ impl StateReader {
                         });
                     }
                 }
-                // Nothing more to read after the records of the range: what is left of
-                // it is transaction markers.
-                Some(Err(KafkaError::PartitionEOF(p))) if p == partition && !reads.is_empty() => {
-                    break;
-                }
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(error)) => {
                     tracing::warn!(%error, topic = %self.topic, partition, "reading state");
                 }
                 None => {
+                    // With transactions the last offsets of the range may be commit
+                    // markers, never delivered: the consumer's position passes them.
+                    if !reads.is_empty() && self.position(partition).is_some_and(|at| at >= to) {
+                        break;
+                    }
                     // The records from `next` on may have been dropped (retention): the
                     // broker's low watermark says.
                     if let Ok((low, _)) = self.consumer.fetch_watermarks(
