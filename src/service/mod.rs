@@ -788,7 +788,7 @@ impl Service {
             let parts: Vec<&[u8]> = files.iter().map(|b| b.as_slice()).collect();
             checkpoint::file_of(&parts)
         };
-        if self.sink.is_transactional() {
+        let write = if self.sink.is_transactional() {
             // The states go in the open transaction with the alerts and dead letters
             // before them and the offsets, committed together; the local file follows.
             let topic: Arc<str> = Arc::from(self.state.topic());
@@ -807,46 +807,38 @@ impl Service {
                 .commit(&list, || consumer.group_metadata())
                 .await?;
             let dir = self.dir.clone();
-            let write = tokio::task::spawn_blocking(move || {
+            tokio::task::spawn_blocking(move || {
                 checkpoint::save(&dir, &file)
                     .map(|size| (state_bytes, size))
                     .map_err(WriteFailure::Local)
-            });
-            self.dirty = false;
-            self.writing = Some(Writing {
-                write,
-                taken,
-                offsets,
-                started,
-                paused: started.elapsed(),
-            });
-            return Ok(());
-        }
-        let (state, dir) = (Arc::clone(&self.state), self.dir.clone());
-        let states: Vec<(i32, u64, Arc<Vec<u8>>)> = taken
-            .iter()
-            .map(|t| (t.partition, t.generation, Arc::clone(&t.bytes)))
-            .collect();
-        let write = tokio::spawn(async move {
-            let mut written = 0u64;
-            for (partition, generation, bytes) in states {
-                state
-                    .write(partition, generation, &bytes)
+            })
+        } else {
+            let (state, dir) = (Arc::clone(&self.state), self.dir.clone());
+            let states: Vec<(i32, u64, Arc<Vec<u8>>)> = taken
+                .iter()
+                .map(|t| (t.partition, t.generation, Arc::clone(&t.bytes)))
+                .collect();
+            tokio::spawn(async move {
+                let mut written = 0u64;
+                for (partition, generation, bytes) in states {
+                    state
+                        .write(partition, generation, &bytes)
+                        .await
+                        .map_err(WriteFailure::State)?;
+                    written += bytes.len() as u64;
+                }
+                let size = tokio::task::spawn_blocking(move || checkpoint::save(&dir, &file))
                     .await
-                    .map_err(WriteFailure::State)?;
-                written += bytes.len() as u64;
-            }
-            let size = tokio::task::spawn_blocking(move || checkpoint::save(&dir, &file))
-                .await
-                .map_err(|e| {
-                    WriteFailure::Local(CheckpointError::Io {
-                        path: std::path::PathBuf::from("checkpoint"),
-                        source: std::io::Error::other(e.to_string()),
-                    })
-                })?
-                .map_err(WriteFailure::Local)?;
-            Ok((written, size))
-        });
+                    .map_err(|e| {
+                        WriteFailure::Local(CheckpointError::Io {
+                            path: std::path::PathBuf::from("checkpoint"),
+                            source: std::io::Error::other(e.to_string()),
+                        })
+                    })?
+                    .map_err(WriteFailure::Local)?;
+                Ok((written, size))
+            })
+        };
         self.dirty = false;
         self.writing = Some(Writing {
             write,

@@ -598,11 +598,9 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn a_task_parked_and_given_back_keeps_its_partitions_holding_its_clock() {
-        let mut tasks = tasks().await;
-        let streams = own_streams(&[0, 1]);
-        tasks.assigned(&streams, Vec::new(), true).await.unwrap();
+    /// Assigns `streams` and gives task 0 one event on its identity partition; its time.
+    async fn started_with_one_event(tasks: &mut Tasks, streams: &[u32]) -> Micros {
+        tasks.assigned(streams, Vec::new(), true).await.unwrap();
         let first = event("e1", "svc-a", 1);
         let t0 = first.time;
         tasks
@@ -612,6 +610,14 @@ mod tests {
             .pipeline
             .push_decoded(first, stream_of(0, 0));
         tasks.follow();
+        t0
+    }
+
+    #[tokio::test]
+    async fn a_task_parked_and_given_back_keeps_its_partitions_holding_its_clock() {
+        let mut tasks = tasks().await;
+        let streams = own_streams(&[0, 1]);
+        let t0 = started_with_one_event(&mut tasks, &streams).await;
         // Another instance has read a month further.
         tasks.progress(&[(4, t0 + 30 * DAY)]);
         let behind = t0 + DAY;
@@ -639,16 +645,7 @@ mod tests {
     async fn a_task_quiet_when_parked_holds_its_clock_again_when_given_back() {
         let mut tasks = tasks().await;
         let streams = own_streams(&[0, 1]);
-        tasks.assigned(&streams, Vec::new(), true).await.unwrap();
-        let first = event("e1", "svc-a", 1);
-        let t0 = first.time;
-        tasks
-            .task(0)
-            .await
-            .unwrap()
-            .pipeline
-            .push_decoded(first, stream_of(0, 0));
-        tasks.follow();
+        let t0 = started_with_one_event(&mut tasks, &streams).await;
         // Everything read: its partitions are quiet when a rebalance parks it.
         for &stream in &streams {
             tasks.set_caught_up(stream, true);
